@@ -1,0 +1,229 @@
+//! The `article-analyzer` command line: `serve`, `analyze` and `client`.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{LogConfig, ModelConfig, ServerConfig};
+use crate::pipeline::{Analysis, AnalyzeOptions, StanceMode};
+use crate::server::client::{self, ClientRequest};
+
+/// Named entities and per-target stance for news articles, over gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "article-analyzer", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogConfig,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gRPC server.
+    Serve(ServeArgs),
+    /// Analyze a file (or stdin) in-process, without a server.
+    Analyze(AnalyzeArgs),
+    /// Call a running server's Analyze and print its events as JSON lines.
+    Client(ClientArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub server: ServerConfig,
+    #[command(flatten)]
+    pub models: ModelConfig,
+}
+
+/// What to analyze and how; shared by `analyze` and `client`.
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// The article: a file path, or `-` (the default) for stdin.
+    #[arg(value_name = "FILE|-", default_value = "-")]
+    pub input: PathBuf,
+    /// Stance targets, comma separated (default: chosen automatically).
+    #[arg(long, value_delimiter = ',')]
+    pub targets: Vec<String>,
+    /// Keep only these entity labels, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    pub labels: Vec<String>,
+    /// Skip stance.
+    #[arg(long, conflicts_with = "targets")]
+    pub no_stance: bool,
+}
+
+impl RequestArgs {
+    fn read_text(&self) -> anyhow::Result<String> {
+        let mut bytes = Vec::new();
+        if self.input.as_os_str() == "-" {
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("reading stdin")?;
+        } else {
+            bytes = std::fs::read(&self.input)
+                .with_context(|| format!("reading {}", self.input.display()))?;
+        }
+        String::from_utf8(bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{} is not UTF-8 text (invalid byte at offset {})",
+                self.input.display(),
+                e.utf8_error().valid_up_to()
+            )
+        })
+    }
+
+    fn targets(&self) -> Vec<String> {
+        self.targets
+            .iter()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect()
+    }
+
+    fn options(&self) -> AnalyzeOptions {
+        let targets = self.targets();
+        AnalyzeOptions {
+            entity_labels: self.labels.clone(),
+            stance: if self.no_stance {
+                StanceMode::Disabled
+            } else if targets.is_empty() {
+                StanceMode::default()
+            } else {
+                StanceMode::Explicit(targets)
+            },
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    #[command(flatten)]
+    pub request: RequestArgs,
+    /// Print one JSON object instead of a readable summary.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub models: ModelConfig,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    #[command(flatten)]
+    pub request: RequestArgs,
+    /// Server address.
+    #[arg(long, env = "ARTICLE_ANALYZER_CLIENT_ADDR", default_value = "http://127.0.0.1:50051")]
+    pub addr: String,
+    /// Request id to send (default: the server makes one up).
+    #[arg(long, default_value = "")]
+    pub request_id: String,
+}
+
+/// Runs the command line; the binary's `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init(&cli.log);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("article-analyzer: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Analyze(args) => analyze(args),
+        Command::Client(args) => run_client(args),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.server.addr)
+            .await
+            .with_context(|| format!("binding {}", args.server.addr))?;
+        let models = args.models.clone();
+        crate::server::serve(
+            listener,
+            args.server,
+            move || crate::backend::load_pipeline(&models),
+            crate::server::shutdown_signal(),
+        )
+        .await
+    })
+}
+
+fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
+    let text = args.request.read_text()?;
+    let pipeline = crate::backend::load_pipeline(&args.models)?;
+    let analysis = pipeline
+        .analyze_collect(&text, &args.request.options())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&analysis)?);
+    } else {
+        print_readable(&analysis);
+    }
+    Ok(())
+}
+
+fn print_readable(a: &Analysis) {
+    for m in &a.models {
+        println!("model  {} {} ({}, {})", m.name, m.version, m.task, m.backend);
+    }
+    println!("\nentities ({} mentions):", a.entities.len());
+    for e in &a.groups {
+        println!(
+            "  {:<32} {:<12} x{}",
+            e.canonical_text, e.label, e.mention_count
+        );
+    }
+    if !a.stances.is_empty() {
+        println!("\nstance:");
+        for s in &a.stances {
+            println!(
+                "  {:<32} {:<8} {:.2}  ({} evidence)",
+                s.target,
+                s.label.as_str(),
+                s.score,
+                s.evidence.len()
+            );
+        }
+    }
+    if let Some(c) = &a.completed {
+        println!(
+            "\n{} sentences, {} tokens, {:.1} ms",
+            c.sentence_count, c.token_count, c.total_ms
+        );
+    }
+}
+
+fn run_client(args: ClientArgs) -> anyhow::Result<()> {
+    let text = args.request.read_text()?;
+    let options = args.request.options();
+    let request = ClientRequest {
+        text,
+        request_id: args.request_id,
+        entity_labels: options.entity_labels,
+        targets: args.request.targets(),
+        no_stance: args.request.no_stance,
+    };
+    runtime()?.block_on(async move {
+        client::analyze(&args.addr, &request, |event| println!("{event}"))
+            .await
+            .with_context(|| format!("calling Analyze on {}", args.addr))
+    })
+}

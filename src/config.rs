@@ -1,0 +1,130 @@
+//! Settings, from flags or `ARTICLE_ANALYZER_*` environment variables.
+//!
+//! One struct per concern; `clap` derives both the flags and the environment
+//! names from them, so there is a single config surface to document.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+
+/// Name of the default model directory inside the models directory.
+pub const DEFAULT_MODEL: &str = "en_core_web_sm-3.8.0";
+
+/// Where the models are.
+#[derive(Debug, Clone, Args)]
+pub struct ModelConfig {
+    /// Directory holding the model directories (default: `models/` in the
+    /// working directory, else at the repository root).
+    #[arg(long = "models", env = "ARTICLE_ANALYZER_MODELS", value_name = "DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// Which model directory under `--models` to load.
+    #[arg(long, env = "ARTICLE_ANALYZER_MODEL", default_value = DEFAULT_MODEL)]
+    pub model: String,
+}
+
+impl ModelConfig {
+    /// The directory of the spaCy pipeline to load.
+    ///
+    /// `--models` may point at the pipeline itself (it has a `config.cfg`) or
+    /// at a directory of pipelines.
+    pub fn pipeline_dir(&self) -> PathBuf {
+        let root = match &self.models_dir {
+            Some(dir) => dir.clone(),
+            None => default_models_dir(),
+        };
+        if root.join("config.cfg").is_file() {
+            root
+        } else {
+            root.join(&self.model)
+        }
+    }
+}
+
+fn default_models_dir() -> PathBuf {
+    let local = Path::new("models");
+    if local.is_dir() {
+        return local.to_path_buf();
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
+}
+
+/// How the server listens and how much work it takes on.
+#[derive(Debug, Clone, Args)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[arg(long, env = "ARTICLE_ANALYZER_ADDR", default_value = "127.0.0.1:50051")]
+    pub addr: SocketAddr,
+    #[command(flatten)]
+    pub limits: Limits,
+    /// Seconds to let in-flight calls finish after SIGTERM/SIGINT.
+    #[arg(long, env = "ARTICLE_ANALYZER_DRAIN_SECS", default_value_t = 25)]
+    pub drain_secs: u64,
+}
+
+/// Bounds on work, so no caller can take the server down.
+#[derive(Debug, Clone, Args)]
+pub struct Limits {
+    /// Analyses running at once (0: one per core).
+    #[arg(long, env = "ARTICLE_ANALYZER_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+    /// Analyses waiting for a worker before new ones get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "ARTICLE_ANALYZER_QUEUE", default_value_t = 64)]
+    pub queue: usize,
+    /// Longest article, in Unicode code points (INVALID_ARGUMENT beyond).
+    #[arg(long, env = "ARTICLE_ANALYZER_MAX_TEXT_CHARS", default_value_t = 1_000_000)]
+    pub max_text_chars: usize,
+    /// Largest gRPC message accepted or sent, in bytes.
+    #[arg(long, env = "ARTICLE_ANALYZER_MAX_MESSAGE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+    /// Requests of one AnalyzeStream call processed at once.
+    #[arg(long, env = "ARTICLE_ANALYZER_STREAM_CONCURRENCY", default_value_t = 4)]
+    pub stream_concurrency: usize,
+    /// Events buffered per call before a slow reader pauses its analysis.
+    #[arg(long, env = "ARTICLE_ANALYZER_EVENT_BUFFER", default_value_t = 32)]
+    pub event_buffer: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            workers: 0,
+            queue: 64,
+            max_text_chars: 1_000_000,
+            max_message_bytes: 8 * 1024 * 1024,
+            stream_concurrency: 4,
+            event_buffer: 32,
+        }
+    }
+}
+
+impl Limits {
+    /// Worker count with 0 resolved to the number of cores.
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    #[default]
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// How to log.
+#[derive(Debug, Clone, Args)]
+pub struct LogConfig {
+    #[arg(long, env = "ARTICLE_ANALYZER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
+    pub log_format: LogFormat,
+    /// A tracing filter such as `info` or `article_analyzer=debug`.
+    #[arg(long, env = "ARTICLE_ANALYZER_LOG", default_value = "info", global = true)]
+    pub log: String,
+}

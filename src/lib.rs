@@ -1,0 +1,26 @@
+//! article-analyzer: who is named in a news article, and what the article
+//! thinks of each of them, served over gRPC.
+//!
+//! How the pieces fit, from the wire inwards:
+//!
+//! - [`server`]: the gRPC service (tonic), health, reflection, admission
+//!   control and streaming. The only module that knows about gRPC.
+//! - [`proto`]: the generated `article_analyzer.v1` messages.
+//! - [`pipeline`]: the analysis as plain Rust: the [`pipeline::EntityRecognizer`]
+//!   and [`pipeline::StanceClassifier`] traits, mention grouping, target
+//!   selection, and the events an analysis produces.
+//! - [`backend`]: the models behind those traits (the native spaCy runtime).
+//! - [`spacy`]: a native Rust runtime for spaCy v3 pipelines.
+//! - [`text`]: byte and code-point offsets.
+//! - [`config`] and [`telemetry`]: settings and logging.
+//! - [`cli`]: the `article-analyzer` command line.
+
+// pub mod backend; (pending language.rs)
+// pub mod cli; (pending)
+pub mod config;
+pub mod pipeline;
+pub mod proto;
+pub mod server;
+pub mod spacy;
+pub mod telemetry;
+pub mod text;

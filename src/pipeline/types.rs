@@ -1,0 +1,340 @@
+//! The values that flow through the pipeline.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::text::TextSpan;
+
+/// A loaded model, as reported by `GetModels`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelInfo {
+    /// What it does: `"ner"` or `"stance"`.
+    pub task: String,
+    pub name: String,
+    pub version: String,
+    /// Which runtime serves it: `"spacy-native"`, `"lexicon"`, `"rust-bert"`.
+    pub backend: String,
+    /// The labels it can produce.
+    pub labels: Vec<String>,
+    /// The pipeline components that run for this task.
+    pub components: Vec<String>,
+}
+
+/// One occurrence of a named entity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mention {
+    pub text: String,
+    pub label: String,
+    #[serde(flatten)]
+    pub span: TextSpan,
+}
+
+/// One sentence and the entity mentions inside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sentence {
+    pub index: usize,
+    #[serde(flatten)]
+    pub span: TextSpan,
+    pub text: String,
+    pub mentions: Vec<Mention>,
+}
+
+/// What an [`EntityRecognizer`](super::EntityRecognizer) found in a text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recognized {
+    /// Number of tokens, whitespace tokens included (as spaCy counts).
+    pub token_count: usize,
+    /// Sentences in text order; together they hold every mention.
+    pub sentences: Vec<Sentence>,
+}
+
+/// Mentions of one real-world thing, grouped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entity {
+    /// The longest (then most frequent) mention text.
+    pub canonical_text: String,
+    pub label: String,
+    pub mention_count: usize,
+    /// Every mention's text, in text order.
+    pub texts: Vec<String>,
+    pub spans: Vec<TextSpan>,
+}
+
+/// Something to decide a stance toward.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The name reported back to the caller.
+    pub name: String,
+    /// Surface forms that refer to it (mention texts, or the caller's string).
+    pub aliases: Vec<String>,
+    /// Where the text mentions it.
+    pub spans: Vec<TextSpan>,
+}
+
+impl Target {
+    pub fn from_entity(entity: &Entity) -> Target {
+        let mut aliases = entity.texts.clone();
+        aliases.sort();
+        aliases.dedup();
+        Target {
+            name: entity.canonical_text.clone(),
+            aliases,
+            spans: entity.spans.clone(),
+        }
+    }
+
+    /// A caller-given target: it is mentioned wherever an entity with a
+    /// matching mention is, and wherever the string itself occurs.
+    pub fn explicit(name: &str, entities: &[Entity], text: &str) -> Target {
+        let wanted = name.to_lowercase();
+        let mut aliases = vec![name.to_string()];
+        let mut spans = Vec::new();
+        for entity in entities {
+            if entity.texts.iter().any(|t| t.to_lowercase() == wanted)
+                || entity.canonical_text.to_lowercase() == wanted
+            {
+                aliases.extend(entity.texts.iter().cloned());
+                spans.extend(entity.spans.iter().copied());
+            }
+        }
+        let map = crate::text::OffsetMap::new(text);
+        for (start, end) in find_word_ci(text, name) {
+            spans.push(map.span(start, end));
+        }
+        spans.sort();
+        spans.dedup();
+        aliases.sort();
+        aliases.dedup();
+        Target {
+            name: name.to_string(),
+            aliases,
+            spans,
+        }
+    }
+}
+
+/// Case-insensitive whole-word occurrences of `needle` in `hay` (byte ranges).
+fn find_word_ci(hay: &str, needle: &str) -> Vec<(usize, usize)> {
+    let needle: Vec<char> = needle.chars().flat_map(char::to_lowercase).collect();
+    if needle.is_empty() {
+        return Vec::new();
+    }
+    let chars: Vec<(usize, char)> = hay.char_indices().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let before_ok = i == 0 || !chars[i - 1].1.is_alphanumeric();
+        if before_ok {
+            let mut j = i;
+            let mut k = 0;
+            while k < needle.len() && j < chars.len() {
+                let mut lower = chars[j].1.to_lowercase();
+                if lower.next() != Some(needle[k]) || lower.next().is_some() {
+                    break;
+                }
+                j += 1;
+                k += 1;
+            }
+            let after_ok = j == chars.len() || !chars[j].1.is_alphanumeric();
+            if k == needle.len() && after_ok {
+                let end = chars.get(j).map_or(hay.len(), |c| c.0);
+                out.push((chars[i].0, end));
+                i = j;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The stance labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum StanceLabel {
+    Favor,
+    Against,
+    Neutral,
+}
+
+impl StanceLabel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StanceLabel::Favor => "FAVOR",
+            StanceLabel::Against => "AGAINST",
+            StanceLabel::Neutral => "NEUTRAL",
+        }
+    }
+}
+
+/// A probability for each stance label; they sum to one.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Probabilities {
+    pub favor: f32,
+    pub against: f32,
+    pub neutral: f32,
+}
+
+impl Probabilities {
+    /// The most probable label and its probability (ties go to NEUTRAL, then
+    /// FAVOR).
+    pub fn best(&self) -> (StanceLabel, f32) {
+        let mut best = (StanceLabel::Neutral, self.neutral);
+        for (label, p) in [
+            (StanceLabel::Favor, self.favor),
+            (StanceLabel::Against, self.against),
+        ] {
+            if p > best.1 {
+                best = (label, p);
+            }
+        }
+        best
+    }
+}
+
+/// One piece of text that moved a stance decision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    #[serde(flatten)]
+    pub span: TextSpan,
+    pub text: String,
+    /// Positive toward FAVOR, negative toward AGAINST.
+    pub contribution: f32,
+    pub reason: String,
+}
+
+/// The stance of the text toward one target.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stance {
+    pub target: String,
+    pub label: StanceLabel,
+    /// Probability of `label`.
+    pub score: f32,
+    pub probabilities: Probabilities,
+    pub evidence: Vec<Evidence>,
+}
+
+/// How long one stage took.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageTiming {
+    pub stage: String,
+    pub ms: f64,
+}
+
+impl StageTiming {
+    pub fn since(stage: &str, start: Instant) -> Self {
+        StageTiming {
+            stage: stage.to_string(),
+            ms: start.elapsed().as_secs_f64() * 1e3,
+        }
+    }
+}
+
+/// Counts and timings of a finished analysis.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub sentence_count: usize,
+    pub token_count: usize,
+    pub mention_count: usize,
+    pub entity_count: usize,
+    pub stance_count: usize,
+    pub timings: Vec<StageTiming>,
+    pub total_ms: f64,
+}
+
+/// One step of an analysis, in the order [`Pipeline::analyze`](super::Pipeline::analyze)
+/// emits them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Started(Vec<ModelInfo>),
+    Sentence(Sentence),
+    Entities(Vec<Entity>),
+    Stance(Stance),
+    Completed(Summary),
+}
+
+/// A whole analysis, collected from its events.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Analysis {
+    pub models: Vec<ModelInfo>,
+    pub sentences: Vec<Sentence>,
+    /// Every mention in text order.
+    pub entities: Vec<Mention>,
+    /// Mentions grouped into distinct entities.
+    pub groups: Vec<Entity>,
+    pub stances: Vec<Stance>,
+    pub completed: Option<Summary>,
+}
+
+impl Analysis {
+    pub fn push(&mut self, event: Event) {
+        match event {
+            Event::Started(models) => self.models = models,
+            Event::Sentence(s) => {
+                self.entities.extend(s.mentions.iter().cloned());
+                self.sentences.push(s);
+            }
+            Event::Entities(groups) => self.groups = groups,
+            Event::Stance(s) => self.stances.push(s),
+            Event::Completed(summary) => self.completed = Some(summary),
+        }
+    }
+}
+
+/// What the caller wants from one analysis.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AnalyzeOptions {
+    /// Keep only these entity labels; empty keeps all.
+    pub entity_labels: Vec<String>,
+    pub stance: StanceMode,
+}
+
+/// Which targets get a stance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StanceMode {
+    /// The most salient entities; 0 means the default number.
+    Automatic { max_targets: usize },
+    /// Exactly these targets.
+    Explicit(Vec<String>),
+    /// No stance.
+    Disabled,
+}
+
+impl Default for StanceMode {
+    fn default() -> Self {
+        StanceMode::Automatic { max_targets: 0 }
+    }
+}
+
+/// Why an analysis did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnalysisError {
+    /// The request is wrong; retrying it will not help.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The input is over a configured limit.
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
+    /// The consumer stopped listening (cancelled, disconnected, out of time).
+    #[error("cancelled")]
+    Cancelled,
+    /// A model failed on this input.
+    #[error("model failure: {0}")]
+    Model(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_search_is_case_insensitive_and_respects_word_edges() {
+        let hay = "NATO and nato, but not NATOs; Nato.";
+        let hits: Vec<&str> = find_word_ci(hay, "nato")
+            .into_iter()
+            .map(|(s, e)| &hay[s..e])
+            .collect();
+        assert_eq!(hits, ["NATO", "nato", "Nato"]);
+    }
+}

@@ -1,0 +1,172 @@
+//! Mapping between pipeline values and protobuf messages.
+
+use tonic::Status;
+
+use crate::pipeline::{self as p, AnalysisError};
+use crate::proto as pb;
+use crate::text::TextSpan;
+
+pub fn span(s: &TextSpan) -> pb::Span {
+    pb::Span {
+        start_char: s.start_char as u32,
+        end_char: s.end_char as u32,
+        start_byte: s.start_byte as u32,
+        end_byte: s.end_byte as u32,
+    }
+}
+
+pub fn model(m: &p::ModelInfo) -> pb::ModelInfo {
+    pb::ModelInfo {
+        task: m.task.clone(),
+        name: m.name.clone(),
+        version: m.version.clone(),
+        backend: m.backend.clone(),
+        labels: m.labels.clone(),
+        components: m.components.clone(),
+    }
+}
+
+pub fn sentence(s: &p::Sentence) -> pb::Sentence {
+    pb::Sentence {
+        index: s.index as u32,
+        span: Some(span(&s.span)),
+        text: s.text.clone(),
+        entities: s
+            .mentions
+            .iter()
+            .map(|m| pb::EntityMention {
+                text: m.text.clone(),
+                label: m.label.clone(),
+                span: Some(span(&m.span)),
+            })
+            .collect(),
+    }
+}
+
+pub fn entity(e: &p::Entity) -> pb::Entity {
+    pb::Entity {
+        canonical_text: e.canonical_text.clone(),
+        label: e.label.clone(),
+        mention_count: e.mention_count as u32,
+        spans: e.spans.iter().map(span).collect(),
+    }
+}
+
+pub fn stance(s: &p::Stance) -> pb::Stance {
+    let label = match s.label {
+        p::StanceLabel::Favor => pb::StanceLabel::Favor,
+        p::StanceLabel::Against => pb::StanceLabel::Against,
+        p::StanceLabel::Neutral => pb::StanceLabel::Neutral,
+    };
+    pb::Stance {
+        target: s.target.clone(),
+        label: label as i32,
+        score: s.score,
+        favor: s.probabilities.favor,
+        against: s.probabilities.against,
+        neutral: s.probabilities.neutral,
+        evidence: s
+            .evidence
+            .iter()
+            .map(|e| pb::Evidence {
+                span: Some(span(&e.span)),
+                text: e.text.clone(),
+                contribution: e.contribution,
+                reason: e.reason.clone(),
+            })
+            .collect(),
+    }
+}
+
+pub fn completed(s: &p::Summary) -> pb::Completed {
+    pb::Completed {
+        sentence_count: s.sentence_count as u32,
+        token_count: s.token_count as u32,
+        mention_count: s.mention_count as u32,
+        entity_count: s.entity_count as u32,
+        stance_count: s.stance_count as u32,
+        timings: s
+            .timings
+            .iter()
+            .map(|t| pb::StageTiming {
+                stage: t.stage.clone(),
+                ms: t.ms,
+            })
+            .collect(),
+        total_ms: s.total_ms,
+    }
+}
+
+/// One pipeline event as a protobuf event of request `request_id`.
+pub fn event(request_id: &str, e: &p::Event) -> pb::AnalyzeEvent {
+    use pb::analyze_event::Event as E;
+    let event = match e {
+        p::Event::Started(models) => E::Started(pb::Started {
+            models: models.iter().map(model).collect(),
+        }),
+        p::Event::Sentence(s) => E::Sentence(sentence(s)),
+        p::Event::Entities(es) => E::Entities(pb::Entities {
+            entities: es.iter().map(entity).collect(),
+        }),
+        p::Event::Stance(s) => E::Stance(stance(s)),
+        p::Event::Completed(s) => E::Completed(completed(s)),
+    };
+    pb::AnalyzeEvent {
+        request_id: request_id.to_string(),
+        event: Some(event),
+    }
+}
+
+/// Request options from protobuf, rejecting values we do not know.
+pub fn options(o: Option<&pb::AnalyzeOptions>) -> Result<p::AnalyzeOptions, Status> {
+    let Some(o) = o else {
+        return Ok(p::AnalyzeOptions::default());
+    };
+    let stance = match &o.stance {
+        None => p::StanceMode::default(),
+        Some(s) => {
+            let mode = pb::stance_options::Mode::try_from(s.mode).map_err(|_| {
+                Status::invalid_argument(format!("unknown stance mode {}", s.mode))
+            })?;
+            match mode {
+                pb::stance_options::Mode::Unspecified | pb::stance_options::Mode::Automatic => {
+                    if !s.targets.is_empty() {
+                        return Err(Status::invalid_argument(
+                            "stance targets are given but the mode is not EXPLICIT",
+                        ));
+                    }
+                    p::StanceMode::Automatic {
+                        max_targets: s.max_targets as usize,
+                    }
+                }
+                pb::stance_options::Mode::Explicit => p::StanceMode::Explicit(s.targets.clone()),
+                pb::stance_options::Mode::Disabled => p::StanceMode::Disabled,
+            }
+        }
+    };
+    Ok(p::AnalyzeOptions {
+        entity_labels: o.entity_labels.clone(),
+        stance,
+    })
+}
+
+/// The gRPC status for a pipeline error.
+pub fn status(e: &AnalysisError) -> Status {
+    match e {
+        AnalysisError::InvalidArgument(m) => Status::invalid_argument(m.clone()),
+        AnalysisError::LimitExceeded(m) => Status::resource_exhausted(m.clone()),
+        AnalysisError::Cancelled => Status::cancelled("the analysis was cancelled"),
+        AnalysisError::Model(m) => Status::internal(m.clone()),
+    }
+}
+
+/// A per-request failure inside `AnalyzeStream`.
+pub fn failed(request_id: &str, status: &Status) -> pb::AnalyzeEvent {
+    pb::AnalyzeEvent {
+        request_id: request_id.to_string(),
+        event: Some(pb::analyze_event::Event::Failed(pb::Failed {
+            code: status.code() as i32,
+            message: status.message().to_string(),
+        })),
+    }
+}

@@ -1,0 +1,381 @@
+//! The gRPC server: the only module that knows about gRPC.
+//!
+//! It serves `article_analyzer.v1.ArticleAnalyzer`, `grpc.health.v1.Health`
+//! and server reflection (v1 and v1alpha, since grpcurl speaks v1alpha). The
+//! port opens at once; health says NOT_SERVING until the models are loaded,
+//! so Kubernetes start-up probes can wait for them.
+
+pub mod client;
+mod convert;
+mod jobs;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
+use tracing::{error, info, warn};
+
+use crate::config::{Limits, ServerConfig};
+use crate::pipeline::Pipeline;
+use crate::proto as pb;
+use crate::proto::article_analyzer_server::{ArticleAnalyzer, ArticleAnalyzerServer};
+use jobs::{Job, Scheduler};
+
+/// The fully qualified name of our service, as health checks name it.
+pub const SERVICE_NAME: &str = "article_analyzer.v1.ArticleAnalyzer";
+
+/// Shared state of all calls.
+struct Service {
+    pipeline: Arc<OnceLock<Pipeline>>,
+    scheduler: Arc<Scheduler>,
+    limits: Limits,
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::AnalyzeEvent, Status>> + Send>>;
+
+impl Service {
+    fn pipeline(&self) -> Result<Pipeline, Status> {
+        self.pipeline
+            .get()
+            .cloned()
+            .ok_or_else(|| Status::unavailable("models are still loading; retry shortly"))
+    }
+
+    /// Checks a request and turns it into a job; cheap, done before queueing.
+    fn job(
+        &self,
+        pipeline: &Pipeline,
+        req: pb::AnalyzeRequest,
+        deadline: Option<Instant>,
+    ) -> Result<Job, (String, Status)> {
+        let request_id = if req.request_id.is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            req.request_id
+        };
+        let fail = |s: Status| (request_id.clone(), s);
+        if req.text.trim().is_empty() {
+            return Err(fail(Status::invalid_argument(
+                "text is empty; send the article text in AnalyzeRequest.text",
+            )));
+        }
+        let chars = req.text.chars().count();
+        if chars > self.limits.max_text_chars {
+            return Err(fail(Status::invalid_argument(format!(
+                "text has {chars} characters; the limit (max_text_chars) is {}",
+                self.limits.max_text_chars
+            ))));
+        }
+        let options = convert::options(req.options.as_ref()).map_err(fail)?;
+        pipeline
+            .validate(&options)
+            .map_err(|e| fail(convert::status(&e)))?;
+        Ok(Job {
+            request_id,
+            text: req.text,
+            options,
+            deadline,
+        })
+    }
+
+    /// Validates, admits and starts one analysis; its events arrive on the
+    /// returned channel, ending with an `Err` if it fails.
+    fn start(
+        &self,
+        req: pb::AnalyzeRequest,
+        deadline: Option<Instant>,
+    ) -> Result<mpsc::Receiver<Result<pb::AnalyzeEvent, Status>>, Status> {
+        let pipeline = self.pipeline()?;
+        let job = self.job(&pipeline, req, deadline).map_err(|(_, s)| s)?;
+        let admitted = self.scheduler.admit()?;
+        let (tx, rx) = mpsc::channel(self.limits.event_buffer.max(1));
+        let scheduler = self.scheduler.clone();
+        tokio::spawn(async move {
+            if let Err(status) = jobs::run(scheduler, pipeline, job, admitted, tx.clone()).await {
+                let _ = tx.send(Err(status)).await;
+            }
+        });
+        Ok(rx)
+    }
+}
+
+/// Reads the caller's deadline from the `grpc-timeout` header.
+fn deadline_of<T>(req: &Request<T>) -> Option<Instant> {
+    let value = req.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    let timeout = match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    };
+    Instant::now().checked_add(timeout)
+}
+
+#[tonic::async_trait]
+impl ArticleAnalyzer for Service {
+    type AnalyzeStream = EventStream;
+    type AnalyzeStreamStream = EventStream;
+
+    async fn analyze(
+        &self,
+        request: Request<pb::AnalyzeRequest>,
+    ) -> Result<Response<Self::AnalyzeStream>, Status> {
+        let deadline = deadline_of(&request);
+        let rx = self.start(request.into_inner(), deadline)?;
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn analyze_document(
+        &self,
+        request: Request<pb::AnalyzeRequest>,
+    ) -> Result<Response<pb::AnalyzeResponse>, Status> {
+        use pb::analyze_event::Event as E;
+        let deadline = deadline_of(&request);
+        let mut rx = self.start(request.into_inner(), deadline)?;
+        let mut out = pb::AnalyzeResponse::default();
+        while let Some(event) = rx.recv().await {
+            let event = event?;
+            out.request_id = event.request_id;
+            match event.event {
+                Some(E::Started(s)) => out.models = s.models,
+                Some(E::Sentence(s)) => out.sentences.push(s),
+                Some(E::Entities(e)) => out.entities = e.entities,
+                Some(E::Stance(s)) => out.stances.push(s),
+                Some(E::Completed(c)) => out.completed = Some(c),
+                Some(E::Failed(f)) => return Err(Status::new(f.code.into(), f.message)),
+                None => {}
+            }
+        }
+        if out.completed.is_none() {
+            return Err(Status::internal("the analysis ended without a result"));
+        }
+        Ok(Response::new(out))
+    }
+
+    async fn analyze_stream(
+        &self,
+        request: Request<Streaming<pb::AnalyzeRequest>>,
+    ) -> Result<Response<Self::AnalyzeStreamStream>, Status> {
+        let deadline = deadline_of(&request);
+        let mut inbound = request.into_inner();
+        let pipeline = self.pipeline()?;
+        let (out_tx, out_rx) = mpsc::channel(self.limits.event_buffer.max(1));
+        let per_stream = Arc::new(tokio::sync::Semaphore::new(
+            self.limits.stream_concurrency.max(1),
+        ));
+        let scheduler = self.scheduler.clone();
+        let service = Service {
+            pipeline: self.pipeline.clone(),
+            scheduler: self.scheduler.clone(),
+            limits: self.limits.clone(),
+        };
+        tokio::spawn(async move {
+            loop {
+                let req = match inbound.message().await {
+                    Ok(Some(req)) => req,
+                    Ok(None) => break,
+                    Err(status) => {
+                        warn!("AnalyzeStream inbound error: {status}");
+                        break;
+                    }
+                };
+                // Bound the requests of this stream in flight; the wait also
+                // applies backpressure to a caller that sends too fast.
+                let Ok(permit) = per_stream.clone().acquire_owned().await else {
+                    break;
+                };
+                let job = match service.job(&pipeline, req, deadline) {
+                    Ok(job) => job,
+                    Err((id, status)) => {
+                        if out_tx.send(Ok(convert::failed(&id, &status))).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                };
+                let admitted = match scheduler.admit() {
+                    Ok(a) => a,
+                    Err(status) => {
+                        let _ = out_tx
+                            .send(Ok(convert::failed(&job.request_id, &status)))
+                            .await;
+                        continue;
+                    }
+                };
+                let (tx, mut rx) = mpsc::channel(8);
+                let out_forward = out_tx.clone();
+                let out = out_tx.clone();
+                let id = job.request_id.clone();
+                let run = jobs::run(scheduler.clone(), pipeline.clone(), job, admitted, tx);
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    // Owning `rx` here means that when the caller goes away the
+                    // receiver drops and the analysis stops at its next event.
+                    let forward = async move {
+                        while let Some(event) = rx.recv().await {
+                            if out_forward.send(event).await.is_err() {
+                                return false;
+                            }
+                        }
+                        true
+                    };
+                    let (result, _) = tokio::join!(run, forward);
+                    if let Err(status) = result {
+                        let _ = out.send(Ok(convert::failed(&id, &status))).await;
+                    }
+                });
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+    }
+
+    async fn get_models(
+        &self,
+        _request: Request<pb::GetModelsRequest>,
+    ) -> Result<Response<pb::GetModelsResponse>, Status> {
+        let pipeline = self.pipeline()?;
+        Ok(Response::new(pb::GetModelsResponse {
+            models: pipeline.models().iter().map(convert::model).collect(),
+        }))
+    }
+}
+
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    let mut reporter = reporter.clone();
+    reporter.set_service_status("", status).await;
+    reporter.set_service_status(SERVICE_NAME, status).await;
+}
+
+/// Serves on `listener` until `shutdown` completes, then drains in-flight
+/// calls (up to `config.drain_secs`).
+///
+/// `load` runs on a blocking thread after the port is open; health turns
+/// SERVING when it returns. If it fails the server stops with its error.
+pub async fn serve<L, F>(
+    listener: TcpListener,
+    config: ServerConfig,
+    load: L,
+    shutdown: F,
+) -> anyhow::Result<()>
+where
+    L: FnOnce() -> anyhow::Result<Pipeline> + Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (reporter, health) = tonic_health::server::health_reporter();
+    set_health(&reporter, ServingStatus::NotServing).await;
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let cell = Arc::new(OnceLock::new());
+    let service = Service {
+        pipeline: cell.clone(),
+        scheduler: Arc::new(Scheduler::new(&config.limits)),
+        limits: config.limits.clone(),
+    };
+    let analyzer = ArticleAnalyzerServer::new(service)
+        .max_decoding_message_size(config.limits.max_message_bytes)
+        .max_encoding_message_size(config.limits.max_message_bytes);
+
+    let (load_err_tx, mut load_err_rx) = mpsc::channel::<anyhow::Error>(1);
+    let load_reporter = reporter.clone();
+    tokio::spawn(async move {
+        let started = Instant::now();
+        match tokio::task::spawn_blocking(load).await {
+            Ok(Ok(pipeline)) => {
+                let names: Vec<String> = pipeline
+                    .models()
+                    .iter()
+                    .map(|m| format!("{} {} ({})", m.name, m.version, m.task))
+                    .collect();
+                let _ = cell.set(pipeline);
+                set_health(&load_reporter, ServingStatus::Serving).await;
+                info!(
+                    load_ms = started.elapsed().as_millis() as u64,
+                    models = %names.join(", "),
+                    "models loaded; SERVING"
+                );
+            }
+            Ok(Err(e)) => {
+                let _ = load_err_tx.send(e).await;
+            }
+            Err(join) => {
+                let _ = load_err_tx
+                    .send(anyhow::anyhow!("model loading panicked: {join}"))
+                    .await;
+            }
+        }
+    });
+
+    let local = listener.local_addr()?;
+    info!(addr = %local, "listening");
+    let drain = Duration::from_secs(config.drain_secs);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown_reporter = reporter.clone();
+    let server = tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(analyzer)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            let _ = stop_rx.await;
+        });
+    let mut server = std::pin::pin!(server);
+
+    let failure = tokio::select! {
+        result = &mut server => return result.map_err(Into::into),
+        _ = shutdown => None,
+        Some(e) = load_err_rx.recv() => Some(e),
+    };
+    if let Some(e) = &failure {
+        error!("cannot load models: {e:#}");
+    }
+    info!(drain_secs = drain.as_secs(), "shutting down: draining in-flight calls");
+    set_health(&shutdown_reporter, ServingStatus::NotServing).await;
+    let _ = stop_tx.send(());
+    if tokio::time::timeout(drain, &mut server).await.is_err() {
+        warn!("drain time over; closing remaining calls");
+    }
+    match failure {
+        Some(e) => Err(e.context("model loading failed")),
+        None => Ok(()),
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

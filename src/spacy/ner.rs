@@ -1,0 +1,472 @@
+//! spaCy's `EntityRecognizer` at inference: TransitionBasedParser.v2 with
+//! the BILUO transition system (`ner.pyx`), greedy decoding (beam width 1).
+//!
+//! The network is the NER's own tok2vec (see [`super::tok2vec`]), a
+//! "precomputable affine" lower layer evaluated once for every token and
+//! feature slot, and an upper linear layer scoring the 74 actions per state.
+//! The decoder picks the best *valid* action at every token, exactly as
+//! `arg_max_if_valid` in spaCy does (ties go to the lowest class index).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::error::ModelError;
+use super::thinc::ThincModel;
+use super::tok2vec::{gemm_abt, Linear, Tok2Vec};
+use super::vocab::FeatureRow;
+
+/// Number of state features of the NER state (`nF`): `b0`, the start of the
+/// open entity and the token before `b0`.
+pub const N_FEATURES: usize = 3;
+
+/// The BILUO move types, numbered as in spaCy's `ner.pyx`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Move {
+    Begin = 1,
+    In = 2,
+    Last = 3,
+    Unit = 4,
+    Out = 5,
+}
+
+impl Move {
+    fn from_code(code: u32) -> Option<Move> {
+        match code {
+            1 => Some(Move::Begin),
+            2 => Some(Move::In),
+            3 => Some(Move::Last),
+            4 => Some(Move::Unit),
+            5 => Some(Move::Out),
+            _ => None,
+        }
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            Move::Begin => "B",
+            Move::In => "I",
+            Move::Last => "L",
+            Move::Unit => "U",
+            Move::Out => "O",
+        }
+    }
+}
+
+/// One output class of the model: a move and its label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Action {
+    pub mv: Move,
+    /// Entity label; empty for `O` and for the never-valid `U-`.
+    pub label: Arc<str>,
+}
+
+impl Action {
+    /// spaCy's class name, e.g. `B-ORG`, `U-`, `O`.
+    pub fn name(&self) -> String {
+        match self.mv {
+            Move::Out => "O".to_owned(),
+            mv => format!("{}-{}", mv.prefix(), self.label),
+        }
+    }
+}
+
+/// An entity as token indices `[start, end)` and a label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entity {
+    pub start: usize,
+    pub end: usize,
+    pub label: Arc<str>,
+}
+
+/// Reads `ner/moves` and returns the classes in spaCy's order: move types in
+/// ascending code, labels of one type by (frequency, label) descending;
+/// MISSING is skipped and `O` only exists with the empty label.
+pub fn load_actions(path: &Path) -> Result<Vec<Action>, ModelError> {
+    let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
+    actions_from_bytes(&bytes).map_err(|what| ModelError::format(path, what))
+}
+
+fn actions_from_bytes(bytes: &[u8]) -> Result<Vec<Action>, String> {
+    let v = rmpv::decode::read_value(&mut &bytes[..]).map_err(|e| format!("not msgpack: {e}"))?;
+    let json = v
+        .as_map()
+        .and_then(|m| m.iter().find(|(k, _)| k.as_str() == Some("moves")))
+        .and_then(|(_, v)| v.as_str())
+        .ok_or("no `moves` JSON string in the moves file")?;
+    let moves: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(json).map_err(|e| format!("`moves` is not a JSON object: {e}"))?;
+    let mut types: Vec<(u32, &serde_json::Map<String, serde_json::Value>)> = Vec::new();
+    for (k, v) in &moves {
+        let code: u32 = k
+            .parse()
+            .map_err(|_| format!("move type {k:?} is not an integer"))?;
+        let labels = v
+            .as_object()
+            .ok_or_else(|| format!("labels of move type {k} are not an object"))?;
+        types.push((code, labels));
+    }
+    types.sort_by_key(|(c, _)| *c);
+    let mut actions = Vec::new();
+    for (code, labels) in types {
+        if code == 0 {
+            continue; // MISSING
+        }
+        let mv = Move::from_code(code).ok_or_else(|| format!("unknown move type {code}"))?;
+        let mut sorted: Vec<(i64, &str)> = labels
+            .iter()
+            .map(|(l, f)| (f.as_i64().unwrap_or(0), l.as_str()))
+            .collect();
+        sorted.sort();
+        sorted.reverse();
+        for (_, label) in sorted {
+            if mv == Move::Out && !label.is_empty() {
+                continue;
+            }
+            let action = Action {
+                mv,
+                label: label.into(),
+            };
+            if !actions.contains(&action) {
+                actions.push(action);
+            }
+        }
+    }
+    if actions.is_empty() {
+        return Err("the moves file defines no actions".into());
+    }
+    Ok(actions)
+}
+
+/// The `precomputable_affine` lower layer and the upper `linear` layer.
+#[derive(Debug, Clone)]
+struct StateNet {
+    n_hidden: usize,
+    n_pieces: usize,
+    /// W (nF·nH·nP × nI), row `f·nH·nP + o·nP + p`.
+    lower_w: Vec<f32>,
+    /// b (nH·nP).
+    lower_b: Vec<f32>,
+    /// pad (nF·nH·nP): the vector used for a missing feature (id −1).
+    lower_pad: Vec<f32>,
+    /// Upper weights transposed to (nH × nClasses) so the per-state product
+    /// is a sequence of contiguous axpys that vectorise without reordering.
+    upper_wt: Vec<f32>,
+    upper_b: Vec<f32>,
+    n_classes: usize,
+}
+
+/// The NER component: tok2vec, state network and action table.
+#[derive(Debug, Clone)]
+pub struct Ner {
+    tok2vec: Tok2Vec,
+    net: StateNet,
+    actions: Vec<Action>,
+    /// Index of `O`, always valid when no entity is open.
+    labels: Vec<Arc<str>>,
+}
+
+/// One document for the decoder.
+#[derive(Debug, Clone, Copy)]
+pub struct NerInput<'a> {
+    /// `[NORM, PREFIX, SUFFIX, SHAPE]` ids per token.
+    pub rows: &'a [FeatureRow],
+    /// Whether each token is whitespace (`IS_SPACE`); such tokens cannot
+    /// start an entity.
+    pub is_space: &'a [bool],
+    /// Sentence starts from a parser, if any: `B-`/`I-` are invalid when the
+    /// next token starts a sentence, so no entity crosses a boundary. `None`
+    /// (NER alone) means no token is marked.
+    pub sent_starts: Option<&'a [bool]>,
+}
+
+/// Reusable buffers for the per-state loop, so decoding allocates nothing
+/// per token.
+struct Scratch {
+    unmaxed: Vec<f32>,
+    hidden: Vec<f32>,
+    scores: Vec<f32>,
+}
+
+impl Ner {
+    /// Loads `<ner_dir>/model` and `<ner_dir>/moves`.
+    pub fn load(ner_dir: &Path) -> Result<Ner, ModelError> {
+        let model = ThincModel::load(&ner_dir.join("model"))?;
+        let actions = load_actions(&ner_dir.join("moves"))?;
+        Self::from_parts(&model, actions)
+    }
+
+    /// Builds the component from a decoded model and its action table.
+    pub fn from_parts(model: &ThincModel, actions: Vec<Action>) -> Result<Ner, ModelError> {
+        let root = model.node(0)?;
+        if root.name != "parser_model" {
+            return Err(model.error(format!(
+                "node 0 is {:?}, expected parser_model (TransitionBasedParser.v2)",
+                root.name
+            )));
+        }
+        let tok2vec = Tok2Vec::from_thinc(model)?;
+        let lower = model.get_ref(root, "lower")?;
+        let upper = model.get_ref(root, "upper")?;
+        let dim = |n: &super::thinc::Node, d: &str| -> Result<usize, ModelError> {
+            n.dim(d).map(|v| v as usize).ok_or_else(|| {
+                model.error(format!("node {} ({}) has no dim {d}", n.index, n.name))
+            })
+        };
+        let n_f = dim(lower, "nF")?;
+        let n_hidden = dim(lower, "nO")?;
+        let n_pieces = dim(lower, "nP")?;
+        let n_in = dim(lower, "nI")?;
+        if n_f != N_FEATURES {
+            return Err(model.error(format!("lower layer has nF {n_f}, the NER state needs 3")));
+        }
+        if n_in != tok2vec.output_width() {
+            return Err(model.error(format!(
+                "lower layer nI {n_in} does not match tok2vec width {}",
+                tok2vec.output_width()
+            )));
+        }
+        let lower_w = model.param(lower, "W", &[n_f, n_hidden, n_pieces, n_in])?;
+        let lower_b = model.param(lower, "b", &[n_hidden, n_pieces])?;
+        let lower_pad = model.param(lower, "pad", &[1, n_f, n_hidden, n_pieces])?;
+        let n_classes = dim(upper, "nO")?;
+        if n_classes != actions.len() {
+            return Err(model.error(format!(
+                "upper layer scores {n_classes} classes but ner/moves defines {}",
+                actions.len()
+            )));
+        }
+        let up = Linear::load(model, upper, n_hidden, n_classes)?;
+        let mut upper_wt = vec![0.0f32; n_hidden * n_classes];
+        for c in 0..n_classes {
+            for i in 0..n_hidden {
+                upper_wt[i * n_classes + c] = up.w[c * n_hidden + i];
+            }
+        }
+        let mut labels: Vec<Arc<str>> = actions
+            .iter()
+            .filter(|a| !a.label.is_empty())
+            .map(|a| a.label.clone())
+            .collect();
+        labels.sort();
+        labels.dedup();
+        Ok(Ner {
+            tok2vec,
+            net: StateNet {
+                n_hidden,
+                n_pieces,
+                lower_w,
+                lower_b,
+                lower_pad,
+                upper_wt,
+                upper_b: up.b,
+                n_classes,
+            },
+            actions,
+            labels,
+        })
+    }
+
+    /// The classes in model order (74 for en_core_web_sm).
+    pub fn actions(&self) -> &[Action] {
+        &self.actions
+    }
+
+    /// Entity labels, sorted (as spaCy's `ner.labels`).
+    pub fn labels(&self) -> &[Arc<str>] {
+        &self.labels
+    }
+
+    /// The tok2vec of the component.
+    pub fn tok2vec(&self) -> &Tok2Vec {
+        &self.tok2vec
+    }
+
+    /// Entities of every document. All tokens of the batch go through each
+    /// layer as one matrix product; decoding then runs per document.
+    pub fn predict(&self, docs: &[NerInput<'_>]) -> Vec<Vec<Entity>> {
+        self.predict_traced(docs, None)
+    }
+
+    /// As [`Ner::predict`]; with `trace`, appends the scores of every greedy
+    /// step (all classes, doc after doc) for parity tests.
+    pub fn predict_traced(
+        &self,
+        docs: &[NerInput<'_>],
+        mut trace: Option<&mut Vec<f32>>,
+    ) -> Vec<Vec<Entity>> {
+        let rows: Vec<&[FeatureRow]> = docs.iter().map(|d| d.rows).collect();
+        let tokvecs = self.tok2vec.forward_batch(&rows, None);
+        let total: usize = rows.iter().map(|r| r.len()).sum();
+        let width = N_FEATURES * self.net.n_hidden * self.net.n_pieces;
+        let mut cached = vec![0.0f32; total * width];
+        gemm_abt(
+            total,
+            self.tok2vec.output_width(),
+            width,
+            &tokvecs,
+            &self.net.lower_w,
+            &mut cached,
+        );
+        drop(tokvecs);
+        let mut scratch = Scratch {
+            unmaxed: vec![0.0; self.net.n_hidden * self.net.n_pieces],
+            hidden: vec![0.0; self.net.n_hidden],
+            scores: vec![0.0; self.net.n_classes],
+        };
+        let mut out = Vec::with_capacity(docs.len());
+        let mut offset = 0;
+        for doc in docs {
+            let n = doc.rows.len();
+            let doc_cached = &cached[offset * width..(offset + n) * width];
+            out.push(self.decode(doc_cached, doc, &mut scratch, trace.as_deref_mut()));
+            offset += n;
+        }
+        out
+    }
+
+    /// Scores of all classes for the state with features `ids` (token index
+    /// or −1), written into `scratch.scores`.
+    fn score_state(&self, cached: &[f32], ids: [isize; N_FEATURES], s: &mut Scratch) {
+        let net = &self.net;
+        let hp = net.n_hidden * net.n_pieces;
+        let width = N_FEATURES * hp;
+        // spaCy: memset 0, add the feature vectors in slot order, add bias.
+        s.unmaxed.fill(0.0);
+        for (f, &id) in ids.iter().enumerate() {
+            let src = if id >= 0 {
+                let base = id as usize * width + f * hp;
+                &cached[base..base + hp]
+            } else {
+                &net.lower_pad[f * hp..(f + 1) * hp]
+            };
+            for (u, v) in s.unmaxed.iter_mut().zip(src) {
+                *u += v;
+            }
+        }
+        for (u, b) in s.unmaxed.iter_mut().zip(&net.lower_b) {
+            *u += b;
+        }
+        for (h, pieces) in s.hidden.iter_mut().zip(s.unmaxed.chunks_exact(net.n_pieces)) {
+            let mut best = pieces[0];
+            for &p in &pieces[1..] {
+                if p > best {
+                    best = p;
+                }
+            }
+            *h = best;
+        }
+        s.scores.fill(0.0);
+        for (&h, w) in s.hidden.iter().zip(net.upper_wt.chunks_exact(net.n_classes)) {
+            for (sc, &w) in s.scores.iter_mut().zip(w) {
+                *sc += h * w;
+            }
+        }
+        for (sc, b) in s.scores.iter_mut().zip(&net.upper_b) {
+            *sc += b;
+        }
+    }
+
+    /// Greedy BILUO decoding of one document (see `ner.pyx` `is_valid`).
+    fn decode(
+        &self,
+        cached: &[f32],
+        doc: &NerInput<'_>,
+        s: &mut Scratch,
+        mut trace: Option<&mut Vec<f32>>,
+    ) -> Vec<Entity> {
+        let n = doc.rows.len();
+        let is_space = |i: usize| doc.is_space.get(i).copied().unwrap_or(false);
+        let sent_start = |i: usize| {
+            doc.sent_starts
+                .and_then(|s| s.get(i).copied())
+                .unwrap_or(false)
+        };
+        let mut ents = Vec::new();
+        // The open entity: (start token, action index of its label).
+        let mut open: Option<(usize, &Arc<str>)> = None;
+        let mut b0 = 0usize;
+        while b0 < n {
+            let ids = [
+                b0 as isize,
+                open.map_or(-1, |(st, _)| st as isize),
+                if open.is_some() && b0 > 0 { b0 as isize - 1 } else { -1 },
+            ];
+            self.score_state(cached, ids, s);
+            if let Some(t) = trace.as_deref_mut() {
+                t.extend_from_slice(&s.scores);
+            }
+            let two_left = b0 + 1 < n;
+            let next_starts = sent_start(b0 + 1);
+            let space = is_space(b0);
+            let mut best: Option<usize> = None;
+            for (c, a) in self.actions.iter().enumerate() {
+                let valid = match a.mv {
+                    Move::Begin => {
+                        open.is_none()
+                            && two_left
+                            && !a.label.is_empty()
+                            && !next_starts
+                            && !space
+                    }
+                    Move::In => {
+                        matches!(open, Some((_, l)) if **l == *a.label) && two_left && !next_starts
+                    }
+                    Move::Last => matches!(open, Some((_, l)) if **l == *a.label),
+                    Move::Unit => open.is_none() && !a.label.is_empty() && !space,
+                    Move::Out => open.is_none(),
+                };
+                if valid && best.map_or(true, |b| s.scores[c] > s.scores[b]) {
+                    best = Some(c);
+                }
+            }
+            let Some(best) = best else {
+                // spaCy's `force_final`: stop; an open entity is dropped.
+                return ents;
+            };
+            let a = &self.actions[best];
+            match a.mv {
+                Move::Begin => open = Some((b0, &a.label)),
+                Move::In | Move::Out => {}
+                Move::Last => {
+                    if let Some((start, label)) = open.take() {
+                        ents.push(Entity {
+                            start,
+                            end: b0 + 1,
+                            label: label.clone(),
+                        });
+                    }
+                }
+                Move::Unit => ents.push(Entity {
+                    start: b0,
+                    end: b0 + 1,
+                    label: a.label.clone(),
+                }),
+            }
+            b0 += 1;
+        }
+        ents
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moves_parse_in_spacy_class_order() {
+        let json = r#"{"0":{},"1":{"ORG":5,"DATE":7},"2":{"ORG":5,"DATE":7},"3":{"ORG":5,"DATE":7},"4":{"ORG":5,"DATE":7,"":1},"5":{"":1}}"#;
+        let mut buf = Vec::new();
+        let v = rmpv::Value::Map(vec![(rmpv::Value::from("moves"), rmpv::Value::from(json))]);
+        rmpv::encode::write_value(&mut buf, &v).unwrap();
+        let names: Vec<String> = actions_from_bytes(&buf)
+            .unwrap()
+            .iter()
+            .map(Action::name)
+            .collect();
+        assert_eq!(
+            names,
+            ["B-DATE", "B-ORG", "I-DATE", "I-ORG", "L-DATE", "L-ORG", "U-DATE", "U-ORG", "U-", "O"]
+        );
+        assert!(actions_from_bytes(b"\x80").is_err());
+    }
+}

@@ -1,0 +1,410 @@
+//! The NER component's own `Tok2Vec.v2`: MultiHashEmbed.v2 (NORM, PREFIX,
+//! SUFFIX, SHAPE; no static vectors) and MaxoutWindowEncoder.v2, followed by
+//! the `list2array >> linear` projection of TransitionBasedParser.v2.
+//!
+//! All arithmetic is f32 with the operation order of thinc where it matters
+//! (bias added after the matrix product, four hash rows summed in order),
+//! and every matrix product is one `sgemm` over all tokens of a batch.
+
+use super::error::ModelError;
+use super::hash::murmurhash3_u64;
+use super::thinc::{Node, ThincModel};
+use super::vocab::FeatureRow;
+
+/// `C (m×n) = A (m×k) · Bᵀ` where `B` is stored row-major as (n×k), i.e. the
+/// thinc weight layout `W[nO, nI]`. `C` is overwritten.
+pub(crate) fn gemm_abt(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    debug_assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n);
+    if k == 0 {
+        c[..m * n].fill(0.0);
+        return;
+    }
+    // SAFETY: the slices hold at least m*k, n*k and m*n elements (checked by
+    // the callers' shape invariants and the debug assertion) and the strides
+    // describe row-major A, transposed row-major B and row-major C.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            k as isize,
+            1,
+            b.as_ptr(),
+            1,
+            k as isize,
+            0.0,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+/// thinc `HashEmbed`: each id picks 4 rows of `table` via MurmurHash3; the
+/// embedding is their sum.
+#[derive(Debug, Clone)]
+pub struct HashEmbed {
+    seed: u32,
+    n_rows: usize,
+    table: Vec<f32>,
+}
+
+/// thinc `Maxout`: `max_p (W[o,p,:]·x + b[o,p])`.
+#[derive(Debug, Clone)]
+pub struct Maxout {
+    n_out: usize,
+    n_pieces: usize,
+    n_in: usize,
+    w: Vec<f32>,
+    b: Vec<f32>,
+}
+
+/// thinc `LayerNorm` (variance + 1e-8, then scale `G` and shift `b`).
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    g: Vec<f32>,
+    b: Vec<f32>,
+}
+
+/// thinc `Linear`: `W x + b`.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    pub(crate) n_out: usize,
+    pub(crate) n_in: usize,
+    pub(crate) w: Vec<f32>,
+    pub(crate) b: Vec<f32>,
+}
+
+impl Maxout {
+    fn load(model: &ThincModel, node: &Node, n_in: usize, n_out: usize) -> Result<Self, ModelError> {
+        let n_pieces = node
+            .dim("nP")
+            .ok_or_else(|| model.error(format!("maxout node {} has no nP", node.index)))?
+            as usize;
+        Ok(Maxout {
+            n_out,
+            n_pieces,
+            n_in,
+            w: model.param(node, "W", &[n_out, n_pieces, n_in])?,
+            b: model.param(node, "b", &[n_out, n_pieces])?,
+        })
+    }
+
+    /// `x` is (rows × n_in); writes (rows × n_out) into `out`, using
+    /// `scratch` for the pre-activation (rows × n_out·n_pieces).
+    fn forward(&self, rows: usize, x: &[f32], scratch: &mut Vec<f32>, out: &mut [f32]) {
+        let width = self.n_out * self.n_pieces;
+        scratch.clear();
+        scratch.resize(rows * width, 0.0);
+        gemm_abt(rows, self.n_in, width, x, &self.w, scratch);
+        for (z, y) in scratch
+            .chunks_exact(width)
+            .zip(out.chunks_exact_mut(self.n_out))
+        {
+            for (o, y) in y.iter_mut().enumerate() {
+                let base = o * self.n_pieces;
+                let mut best = z[base] + self.b[base];
+                for p in 1..self.n_pieces {
+                    let v = z[base + p] + self.b[base + p];
+                    if v > best {
+                        best = v;
+                    }
+                }
+                *y = best;
+            }
+        }
+    }
+}
+
+impl LayerNorm {
+    fn load(model: &ThincModel, node: &Node, n: usize) -> Result<Self, ModelError> {
+        Ok(LayerNorm {
+            g: model.param(node, "G", &[n])?,
+            b: model.param(node, "b", &[n])?,
+        })
+    }
+
+    /// Normalises every row of `x` in place. Moments are accumulated in f64,
+    /// which stays within float32 rounding of numpy's pairwise f32 sums.
+    fn forward(&self, x: &mut [f32]) {
+        let n = self.g.len();
+        for row in x.chunks_exact_mut(n) {
+            let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64;
+            let var = row
+                .iter()
+                .map(|&v| {
+                    let d = f64::from(v) - mean;
+                    d * d
+                })
+                .sum::<f64>()
+                / n as f64;
+            let mean = mean as f32;
+            let inv = 1.0 / ((var as f32) + 1e-8).sqrt();
+            for ((v, g), b) in row.iter_mut().zip(&self.g).zip(&self.b) {
+                *v = (*v - mean) * inv * g + b;
+            }
+        }
+    }
+}
+
+impl Linear {
+    pub(crate) fn load(
+        model: &ThincModel,
+        node: &Node,
+        n_in: usize,
+        n_out: usize,
+    ) -> Result<Self, ModelError> {
+        Ok(Linear {
+            n_out,
+            n_in,
+            w: model.param(node, "W", &[n_out, n_in])?,
+            b: model.param(node, "b", &[n_out])?,
+        })
+    }
+
+    /// `x` (rows × n_in) → `out` (rows × n_out).
+    pub(crate) fn forward(&self, rows: usize, x: &[f32], out: &mut [f32]) {
+        gemm_abt(rows, self.n_in, self.n_out, x, &self.w, out);
+        for y in out.chunks_exact_mut(self.n_out) {
+            for (v, b) in y.iter_mut().zip(&self.b) {
+                *v += b;
+            }
+        }
+    }
+}
+
+/// Rows of the hash tables, hidden widths etc. that the loader checks.
+pub const EMBED_ROWS: [usize; 4] = [5000, 1000, 2500, 2500];
+/// Width of the NER tok2vec (`width = 96` in config.cfg).
+pub const WIDTH: usize = 96;
+/// Encoder depth (`depth = 4`).
+pub const DEPTH: usize = 4;
+
+/// Intermediate results for one document, for tests and debugging.
+#[derive(Debug, Clone)]
+pub struct Stages {
+    /// MultiHashEmbed output after its LayerNorm (n × 96).
+    pub embed: Vec<f32>,
+    /// Encoder output (n × 96).
+    pub encoded: Vec<f32>,
+    /// After the 96→64 linear projection (n × 64).
+    pub projected: Vec<f32>,
+}
+
+/// The complete tok2vec of the NER model plus its projection layer.
+#[derive(Debug, Clone)]
+pub struct Tok2Vec {
+    embeds: Vec<HashEmbed>,
+    mix: Maxout,
+    mix_ln: LayerNorm,
+    blocks: Vec<(Maxout, LayerNorm)>,
+    proj: Linear,
+    /// Zero rows before/after each document in the encoder (`with_array(pad)`).
+    pad: usize,
+}
+
+impl Tok2Vec {
+    /// Collects the layers from the thinc tree under `tok2vec` (the
+    /// `parser_model` ref): hash embeddings ordered by their `column` attr,
+    /// then the maxout/layernorm nodes in breadth-first order (embed mixer
+    /// first, then the encoder blocks), and the `linear` 96→64 node.
+    pub fn from_thinc(model: &ThincModel) -> Result<Tok2Vec, ModelError> {
+        // The NER model holds exactly one tok2vec, so its layers can be
+        // selected by name (in thinc's breadth-first order) and checked by
+        // shape, instead of interpreting every combinator node.
+        let mut hashembeds: Vec<&Node> = model.nodes_named("hashembed").collect();
+        if hashembeds.len() != 4 {
+            return Err(model.error(format!(
+                "expected 4 hashembed layers (NORM, PREFIX, SUFFIX, SHAPE), found {}",
+                hashembeds.len()
+            )));
+        }
+        let mut cols = Vec::with_capacity(4);
+        for n in &hashembeds {
+            cols.push(model.attr_u64(n, "column")?);
+        }
+        let mut order: Vec<usize> = (0..4).collect();
+        order.sort_by_key(|&i| cols[i]);
+        hashembeds = order.iter().map(|&i| hashembeds[i]).collect();
+        let mut embeds = Vec::with_capacity(4);
+        for (c, node) in hashembeds.iter().enumerate() {
+            if model.attr_u64(node, "column")? != c as u64 {
+                return Err(model.error(format!("hashembed columns are not 0..3: {cols:?}")));
+            }
+            let n_rows = EMBED_ROWS[c];
+            let seed = model.attr_u64(node, "seed")?;
+            let seed = u32::try_from(seed)
+                .map_err(|_| model.error(format!("hashembed seed {seed} does not fit u32")))?;
+            embeds.push(HashEmbed {
+                seed,
+                n_rows,
+                table: model.param(node, "E", &[n_rows, WIDTH])?,
+            });
+        }
+        let maxouts: Vec<&Node> = model.nodes_named("maxout").collect();
+        let lns: Vec<&Node> = model.nodes_named("layernorm").collect();
+        if maxouts.len() != DEPTH + 1 || lns.len() != DEPTH + 1 {
+            return Err(model.error(format!(
+                "expected {} maxout and layernorm layers, found {} and {}",
+                DEPTH + 1,
+                maxouts.len(),
+                lns.len()
+            )));
+        }
+        let mix = Maxout::load(model, maxouts[0], 4 * WIDTH, WIDTH)?;
+        let mix_ln = LayerNorm::load(model, lns[0], WIDTH)?;
+        let mut blocks = Vec::with_capacity(DEPTH);
+        for d in 1..=DEPTH {
+            blocks.push((
+                Maxout::load(model, maxouts[d], 3 * WIDTH, WIDTH)?,
+                LayerNorm::load(model, lns[d], WIDTH)?,
+            ));
+        }
+        let proj_node = model
+            .nodes_named("linear")
+            .find(|n| n.dim("nI") == Some(WIDTH as i64))
+            .ok_or_else(|| model.error("no linear layer with nI = 96 (tok2vec projection)"))?;
+        let n_out = proj_node
+            .dim("nO")
+            .ok_or_else(|| model.error("tok2vec projection has no nO"))? as usize;
+        let proj = Linear::load(model, proj_node, WIDTH, n_out)?;
+        let pad = model
+            .nodes
+            .iter()
+            .find(|n| n.name.starts_with("with_array(residual("))
+            .map(|n| model.attr_u64(n, "pad"))
+            .transpose()?
+            .unwrap_or(0) as usize;
+        Ok(Tok2Vec {
+            embeds,
+            mix,
+            mix_ln,
+            blocks,
+            proj,
+            pad,
+        })
+    }
+
+    /// Width of the projected token vectors (64).
+    pub fn output_width(&self) -> usize {
+        self.proj.n_out
+    }
+
+    /// MultiHashEmbed: hash rows summed per column, concatenated, Maxout,
+    /// LayerNorm. Writes (n × 96) into `out`.
+    fn embed_into(&self, rows: &[FeatureRow], scratch: &mut Vec<f32>, concat: &mut Vec<f32>, out: &mut [f32]) {
+        let n = rows.len();
+        concat.clear();
+        concat.resize(n * 4 * WIDTH, 0.0);
+        for (row, x) in rows.iter().zip(concat.chunks_exact_mut(4 * WIDTH)) {
+            for (c, (emb, dst)) in self.embeds.iter().zip(x.chunks_exact_mut(WIDTH)).enumerate() {
+                let words = murmurhash3_u64(row[c], emb.seed);
+                let r = words.map(|w| (w as usize) % emb.n_rows * WIDTH);
+                let t = &emb.table;
+                let (r0, r1, r2, r3) = (
+                    &t[r[0]..r[0] + WIDTH],
+                    &t[r[1]..r[1] + WIDTH],
+                    &t[r[2]..r[2] + WIDTH],
+                    &t[r[3]..r[3] + WIDTH],
+                );
+                for i in 0..WIDTH {
+                    dst[i] = r0[i] + r1[i] + r2[i] + r3[i];
+                }
+            }
+        }
+        self.mix.forward(n, concat, scratch, out);
+        self.mix_ln.forward(out);
+    }
+
+    /// Runs the tok2vec over a batch of documents (feature rows per doc) and
+    /// returns the projected vectors of all tokens, concatenated in doc order
+    /// (Σn × 64). With `stages`, also the intermediate (embed, encoder) rows.
+    pub fn forward_batch(&self, docs: &[&[FeatureRow]], mut stages: Option<&mut Stages>) -> Vec<f32> {
+        let total: usize = docs.iter().map(|d| d.len()).sum();
+        let mut scratch = Vec::new();
+        let mut concat = Vec::new();
+        let all_rows: Vec<FeatureRow> = docs.iter().flat_map(|d| d.iter().copied()).collect();
+        let mut embedded = vec![0.0f32; total * WIDTH];
+        self.embed_into(&all_rows, &mut scratch, &mut concat, &mut embedded);
+        if let Some(s) = stages.as_deref_mut() {
+            s.embed = embedded.clone();
+        }
+
+        // Lay the docs out as thinc's `flatten(pad=4)` does: pad rows before
+        // every non-empty doc and after the last one, shared between docs.
+        let non_empty = docs.iter().filter(|d| !d.is_empty()).count();
+        let padded_rows = total + self.pad * (non_empty + 1);
+        let mut h = vec![0.0f32; padded_rows * WIDTH];
+        let mut offsets = Vec::with_capacity(docs.len());
+        let mut pos = self.pad;
+        let mut src = 0;
+        for d in docs {
+            offsets.push(pos);
+            if d.is_empty() {
+                continue;
+            }
+            h[pos * WIDTH..(pos + d.len()) * WIDTH]
+                .copy_from_slice(&embedded[src * WIDTH..(src + d.len()) * WIDTH]);
+            src += d.len();
+            pos += d.len() + self.pad;
+        }
+        drop(embedded);
+
+        let mut window = vec![0.0f32; padded_rows * 3 * WIDTH];
+        let mut block_out = vec![0.0f32; padded_rows * WIDTH];
+        for (maxout, ln) in &self.blocks {
+            // expand_window(1): [x[t-1] | x[t] | x[t+1]], zeros outside.
+            for t in 0..padded_rows {
+                let dst = &mut window[t * 3 * WIDTH..(t + 1) * 3 * WIDTH];
+                let (prev, rest) = dst.split_at_mut(WIDTH);
+                let (mid, next) = rest.split_at_mut(WIDTH);
+                if t > 0 {
+                    prev.copy_from_slice(&h[(t - 1) * WIDTH..t * WIDTH]);
+                } else {
+                    prev.fill(0.0);
+                }
+                mid.copy_from_slice(&h[t * WIDTH..(t + 1) * WIDTH]);
+                if t + 1 < padded_rows {
+                    next.copy_from_slice(&h[(t + 1) * WIDTH..(t + 2) * WIDTH]);
+                } else {
+                    next.fill(0.0);
+                }
+            }
+            maxout.forward(padded_rows, &window, &mut scratch, &mut block_out);
+            ln.forward(&mut block_out);
+            for (x, y) in h.iter_mut().zip(&block_out) {
+                *x += y;
+            }
+        }
+        drop(window);
+        drop(block_out);
+
+        let mut encoded = Vec::with_capacity(total * WIDTH);
+        for (d, &off) in docs.iter().zip(&offsets) {
+            encoded.extend_from_slice(&h[off * WIDTH..(off + d.len()) * WIDTH]);
+        }
+        let mut out = vec![0.0f32; total * self.proj.n_out];
+        self.proj.forward(total, &encoded, &mut out);
+        if let Some(s) = stages {
+            s.encoded = encoded;
+            s.projected = out.clone();
+        }
+        out
+    }
+
+    /// All stages for one document (tests, debugging).
+    pub fn stages(&self, rows: &[FeatureRow]) -> Stages {
+        let mut s = Stages {
+            embed: Vec::new(),
+            encoded: Vec::new(),
+            projected: Vec::new(),
+        };
+        self.forward_batch(&[rows], Some(&mut s));
+        s
+    }
+}
