@@ -105,7 +105,11 @@ fn validate_config(cfg: &Config) -> Result<(), ModelError> {
     let embed = "components.ner.model.tok2vec.embed";
     let encode = "components.ner.model.tok2vec.encode";
     cfg.expect(ner, "factory", "\"ner\"")?;
-    cfg.expect(model, "@architectures", "\"spacy.TransitionBasedParser.v2\"")?;
+    cfg.expect(
+        model,
+        "@architectures",
+        "\"spacy.TransitionBasedParser.v2\"",
+    )?;
     cfg.expect(model, "state_type", "\"ner\"")?;
     cfg.expect(model, "extra_state_tokens", "false")?;
     cfg.expect(model, "hidden_width", "64")?;

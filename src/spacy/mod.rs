@@ -9,6 +9,7 @@
 pub mod doc;
 pub mod error;
 pub mod hash;
+pub mod language;
 pub mod ner;
 pub mod sentencizer;
 pub mod symbols;

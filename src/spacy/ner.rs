@@ -208,9 +208,9 @@ impl Ner {
         let lower = model.get_ref(root, "lower")?;
         let upper = model.get_ref(root, "upper")?;
         let dim = |n: &super::thinc::Node, d: &str| -> Result<usize, ModelError> {
-            n.dim(d).map(|v| v as usize).ok_or_else(|| {
-                model.error(format!("node {} ({}) has no dim {d}", n.index, n.name))
-            })
+            n.dim(d)
+                .map(|v| v as usize)
+                .ok_or_else(|| model.error(format!("node {} ({}) has no dim {d}", n.index, n.name)))
         };
         let n_f = dim(lower, "nF")?;
         let n_hidden = dim(lower, "nO")?;
@@ -346,7 +346,11 @@ impl Ner {
         for (u, b) in s.unmaxed.iter_mut().zip(&net.lower_b) {
             *u += b;
         }
-        for (h, pieces) in s.hidden.iter_mut().zip(s.unmaxed.chunks_exact(net.n_pieces)) {
+        for (h, pieces) in s
+            .hidden
+            .iter_mut()
+            .zip(s.unmaxed.chunks_exact(net.n_pieces))
+        {
             let mut best = pieces[0];
             for &p in &pieces[1..] {
                 if p > best {
@@ -356,7 +360,11 @@ impl Ner {
             *h = best;
         }
         s.scores.fill(0.0);
-        for (&h, w) in s.hidden.iter().zip(net.upper_wt.chunks_exact(net.n_classes)) {
+        for (&h, w) in s
+            .hidden
+            .iter()
+            .zip(net.upper_wt.chunks_exact(net.n_classes))
+        {
             for (sc, &w) in s.scores.iter_mut().zip(w) {
                 *sc += h * w;
             }
@@ -389,7 +397,11 @@ impl Ner {
             let ids = [
                 b0 as isize,
                 open.map_or(-1, |(st, _)| st as isize),
-                if open.is_some() && b0 > 0 { b0 as isize - 1 } else { -1 },
+                if open.is_some() && b0 > 0 {
+                    b0 as isize - 1
+                } else {
+                    -1
+                },
             ];
             self.score_state(cached, ids, s);
             if let Some(t) = trace.as_deref_mut() {
@@ -402,11 +414,7 @@ impl Ner {
             for (c, a) in self.actions.iter().enumerate() {
                 let valid = match a.mv {
                     Move::Begin => {
-                        open.is_none()
-                            && two_left
-                            && !a.label.is_empty()
-                            && !next_starts
-                            && !space
+                        open.is_none() && two_left && !a.label.is_empty() && !next_starts && !space
                     }
                     Move::In => {
                         matches!(open, Some((_, l)) if **l == *a.label) && two_left && !next_starts
@@ -465,8 +473,301 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["B-DATE", "B-ORG", "I-DATE", "I-ORG", "L-DATE", "L-ORG", "U-DATE", "U-ORG", "U-", "O"]
+            [
+                "B-DATE", "B-ORG", "I-DATE", "I-ORG", "L-DATE", "L-ORG", "U-DATE", "U-ORG", "U-",
+                "O"
+            ]
         );
         assert!(actions_from_bytes(b"\x80").is_err());
+    }
+
+    // ---- Test vectors of the runtime notes (§4, §6), on the real model ----
+
+    use crate::spacy::doc::Token;
+    use crate::spacy::vocab::Vocab;
+    use std::path::PathBuf;
+    use std::sync::OnceLock;
+
+    /// The pipeline directory, from `ARTICLE_ANALYZER_MODELS` or `models/`.
+    /// Fails (never skips) when the model is missing.
+    fn model_dir() -> PathBuf {
+        let dir = std::env::var_os("ARTICLE_ANALYZER_MODELS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"))
+            .join("en_core_web_sm-3.8.0");
+        assert!(
+            dir.join("ner").join("model").is_file(),
+            "the model is missing at {}; run scripts/fetch-models first",
+            dir.display()
+        );
+        dir
+    }
+
+    fn model() -> &'static (Ner, Vocab) {
+        static M: OnceLock<(Ner, Vocab)> = OnceLock::new();
+        M.get_or_init(|| {
+            let dir = model_dir();
+            (
+                Ner::load(&dir.join("ner")).expect("loading ner"),
+                Vocab::load(&dir.join("vocab")).expect("loading vocab"),
+            )
+        })
+    }
+
+    /// Tokens for `text` given spaCy's token strings in order.
+    fn tokens(text: &str, words: &[&str]) -> Vec<Token> {
+        let mut pos = 0;
+        let mut out: Vec<Token> = Vec::new();
+        for w in words {
+            let start = pos + text[pos..].find(w).expect("word in text");
+            if let Some(prev) = out.last_mut() {
+                prev.whitespace = text[prev.end..start] == *" ";
+            }
+            out.push(Token {
+                start,
+                end: start + w.len(),
+                whitespace: false,
+                norm: None,
+            });
+            pos = start + w.len();
+        }
+        out
+    }
+
+    fn run(text: &str, words: &[&str]) -> Vec<(usize, usize, String)> {
+        let (ner, vocab) = model();
+        let toks = tokens(text, words);
+        let rows = vocab.feature_rows(text, &toks);
+        let is_space: Vec<bool> = toks
+            .iter()
+            .map(|t| crate::spacy::unicode::py_str_isspace(t.text(text)))
+            .collect();
+        let input = NerInput {
+            rows: &rows,
+            is_space: &is_space,
+            sent_starts: None,
+        };
+        ner.predict(&[input])
+            .remove(0)
+            .into_iter()
+            .map(|e| (e.start, e.end, e.label.to_string()))
+            .collect()
+    }
+
+    const APPLE: &str = "Apple is looking at buying U.K. startup for $1 billion.";
+    const APPLE_WORDS: &[&str] = &[
+        "Apple", "is", "looking", "at", "buying", "U.K.", "startup", "for", "$", "1", "billion",
+        ".",
+    ];
+
+    fn assert_close(got: &[f32], want: &[f32], what: &str) {
+        for (g, w) in got.iter().zip(want) {
+            assert!(
+                (g - w).abs() < 1e-4,
+                "{what}: got {:?}, want {want:?}",
+                &got[..want.len()]
+            );
+        }
+    }
+
+    #[test]
+    fn class_order_matches_spacy() {
+        let names: Vec<String> = model().0.actions().iter().map(Action::name).collect();
+        assert_eq!(names.len(), 74);
+        assert_eq!(&names[..4], ["B-ORG", "B-DATE", "B-PERSON", "B-GPE"]);
+        assert_eq!(names[17], "B-LANGUAGE");
+        assert_eq!(names[18], "I-ORG");
+        assert_eq!(names[36], "L-ORG");
+        assert_eq!(names[54], "U-ORG");
+        assert_eq!(names[72], "U-");
+        assert_eq!(names[73], "O");
+        assert_eq!(model().0.labels().len(), 18);
+    }
+
+    #[test]
+    fn tok2vec_stages_match_python() {
+        let (ner, vocab) = model();
+        let toks = tokens(APPLE, APPLE_WORDS);
+        let rows = vocab.feature_rows(APPLE, &toks);
+        assert_eq!(
+            rows[0],
+            [
+                8566208034543834098,
+                14862748245026736845,
+                16838316573854262908,
+                16072095006890171862
+            ]
+        );
+        let s = ner.tok2vec().stages(&rows);
+        assert_close(
+            &s.embed,
+            &[0.021209, -0.932039, -0.214862, 0.414660, -0.431078],
+            "embed",
+        );
+        assert_close(
+            &s.encoded,
+            &[0.386297, -2.073372, -0.990170, 2.383539, 0.491044],
+            "encoder",
+        );
+        assert_close(
+            &s.projected,
+            &[-2.044854, 2.760787, 2.040246, 0.501580, -2.898981],
+            "linear",
+        );
+    }
+
+    #[test]
+    fn first_state_hidden_and_scores_match_python() {
+        let (ner, vocab) = model();
+        let toks = tokens(APPLE, APPLE_WORDS);
+        let rows = vocab.feature_rows(APPLE, &toks);
+        let tokvecs = ner.tok2vec.forward_batch(&[&rows], None);
+        let width = N_FEATURES * ner.net.n_hidden * ner.net.n_pieces;
+        let mut cached = vec![0.0; rows.len() * width];
+        gemm_abt(
+            rows.len(),
+            64,
+            width,
+            &tokvecs,
+            &ner.net.lower_w,
+            &mut cached,
+        );
+        let mut s = Scratch {
+            unmaxed: vec![0.0; 128],
+            hidden: vec![0.0; 64],
+            scores: vec![0.0; 74],
+        };
+        ner.score_state(&cached, [0, -1, -1], &mut s);
+        assert_close(
+            &s.hidden,
+            &[5.224056, -1.21116, -0.835199, -0.442098, -2.520997],
+            "h",
+        );
+        let mut order: Vec<usize> = (0..74).collect();
+        order.sort_by(|&a, &b| s.scores[b].total_cmp(&s.scores[a]));
+        let top: Vec<(String, f32)> = order[..3]
+            .iter()
+            .map(|&c| (ner.actions[c].name(), s.scores[c]))
+            .collect();
+        assert_eq!(top[0].0, "U-ORG");
+        assert_eq!(top[1].0, "O");
+        assert_eq!(top[2].0, "U-PERSON");
+        for (got, want) in top.iter().zip([10.0345, 5.2476, 1.7366]) {
+            assert!((got.1 - want).abs() < 1e-3, "{top:?}");
+        }
+    }
+
+    #[test]
+    fn entities_match_python_on_verified_sentences() {
+        assert_eq!(
+            run(APPLE, APPLE_WORDS),
+            [
+                (0, 1, "ORG".to_owned()),
+                (5, 6, "GPE".to_owned()),
+                (8, 11, "MONEY".to_owned())
+            ]
+        );
+        let xi = "Xi Jinping met Rosselkhozbank officials in Moscow on 12 May 2022.";
+        let words = [
+            "Xi",
+            "Jinping",
+            "met",
+            "Rosselkhozbank",
+            "officials",
+            "in",
+            "Moscow",
+            "on",
+            "12",
+            "May",
+            "2022",
+            ".",
+        ];
+        assert_eq!(
+            run(xi, &words),
+            [
+                (3, 4, "ORG".to_owned()),
+                (6, 7, "GPE".to_owned()),
+                (8, 11, "DATE".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn degenerate_inputs_do_not_panic() {
+        let (ner, _) = model();
+        assert_eq!(run("", &[]), []);
+        assert_eq!(run("  \n\n  ", &["  \n\n  "]), []);
+        // Empty docs mixed into a batch, one whitespace-only doc.
+        let row = [0u64; 4];
+        let rows = vec![row; 3];
+        let sp = vec![true; 3];
+        let docs = [
+            NerInput {
+                rows: &[],
+                is_space: &[],
+                sent_starts: None,
+            },
+            NerInput {
+                rows: &rows,
+                is_space: &sp,
+                sent_starts: None,
+            },
+            NerInput {
+                rows: &[],
+                is_space: &[],
+                sent_starts: None,
+            },
+        ];
+        let out = ner.predict(&docs);
+        assert_eq!(out.len(), 3);
+        assert!(out.iter().all(Vec::is_empty));
+        // A long document (3,600 tokens) spans several encoder chunks and
+        // must still decode, with entities found all along it.
+        let (_, vocab) = model();
+        let toks = tokens(APPLE, APPLE_WORDS);
+        let one = vocab.feature_rows(APPLE, &toks);
+        let many: Vec<FeatureRow> = one.iter().copied().cycle().take(one.len() * 300).collect();
+        let sp = vec![false; many.len()];
+        let got = ner.predict(&[NerInput {
+            rows: &many,
+            is_space: &sp,
+            sent_starts: None,
+        }]);
+        assert!(got[0].len() >= 300, "{}", got[0].len());
+    }
+
+    /// A sentence start on the next token forbids B-/I-, so "New York City"
+    /// cannot be one entity once token 4 starts a sentence (notes §0.2).
+    #[test]
+    fn sentence_starts_block_entities() {
+        let (ner, vocab) = model();
+        let text = "I flew to New York City yesterday.";
+        let words = ["I", "flew", "to", "New", "York", "City", "yesterday", "."];
+        let toks = tokens(text, &words);
+        let rows = vocab.feature_rows(text, &toks);
+        let sp = vec![false; rows.len()];
+        let mut starts = vec![false; rows.len()];
+        let free = ner.predict(&[NerInput {
+            rows: &rows,
+            is_space: &sp,
+            sent_starts: None,
+        }]);
+        let labels = |e: &[Entity]| -> Vec<(usize, usize, String)> {
+            e.iter()
+                .map(|e| (e.start, e.end, e.label.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            labels(&free[0]),
+            [(3, 6, "GPE".to_owned()), (6, 7, "DATE".to_owned())]
+        );
+        starts[0] = true;
+        starts[4] = true;
+        let cut = ner.predict(&[NerInput {
+            rows: &rows,
+            is_space: &sp,
+            sent_starts: Some(&starts),
+        }]);
+        assert_eq!(labels(&cut[0]), [(6, 7, "DATE".to_owned())]);
     }
 }

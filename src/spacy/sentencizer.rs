@@ -15,9 +15,9 @@ use super::Token;
 /// Sentence-final punctuation (the common subset of spaCy's default
 /// `punct_chars`).
 const PUNCT_CHARS: &[&str] = &[
-    "!", ".", "?", "։", "؟", "۔", "܀", "܁", "܂", "߹", "।", "॥", "၊", "။", "።", "፧", "፨",
-    "᙮", "᜵", "᜶", "᠃", "᠉", "‼", "‽", "⁇", "⁈", "⁉", "⸮", "⸼", "꓿", "꘎", "꘏", "꛳", "꛷",
-    "﹒", "﹖", "﹗", "！", "．", "？", "。", "｡",
+    "!", ".", "?", "։", "؟", "۔", "܀", "܁", "܂", "߹", "।", "॥", "၊", "။", "።", "፧", "፨", "᙮", "᜵",
+    "᜶", "᠃", "᠉", "‼", "‽", "⁇", "⁈", "⁉", "⸮", "⸼", "꓿", "꘎", "꘏", "꛳", "꛷", "﹒", "﹖", "﹗",
+    "！", "．", "？", "。", "｡",
 ];
 
 /// spaCy's `is_punct`: every character is in a Unicode punctuation category.
@@ -120,7 +120,10 @@ mod tests {
 
     #[test]
     fn a_blank_line_ends_a_sentence() {
-        assert_eq!(split("Headline \n\n Body text ."), ["Headline \n\n", "Body text ."]);
+        assert_eq!(
+            split("Headline \n\n Body text ."),
+            ["Headline \n\n", "Body text ."]
+        );
     }
 
     #[test]

@@ -259,15 +259,12 @@ impl ThincModel {
 
     /// An integer attribute of `node`.
     pub fn attr_u64(&self, node: &Node, name: &str) -> Result<u64, ModelError> {
-        node.attrs
-            .get(name)
-            .and_then(Value::as_u64)
-            .ok_or_else(|| {
-                self.error(format!(
-                    "node {} ({}) lacks integer attr {name:?}",
-                    node.index, node.name
-                ))
-            })
+        node.attrs.get(name).and_then(Value::as_u64).ok_or_else(|| {
+            self.error(format!(
+                "node {} ({}) lacks integer attr {name:?}",
+                node.index, node.name
+            ))
+        })
     }
 }
 

@@ -1,1 +1,1407 @@
-//! (in progress)
+//! spaCy's rule-based tokenizer, reimplemented natively with exact parity.
+//!
+//! The rules come from the pipeline's `tokenizer` file (msgpack): the
+//! prefix, suffix and infix regular expressions, the URL matcher and the
+//! special cases ("exceptions"). The algorithm follows spaCy 3.8's
+//! `tokenizer.pyx` step by step, because parity is the whole point: the NER
+//! features are computed per token, so one token boundary that differs from
+//! Python changes the entities.
+//!
+//! 1. Split the text on Python `str.isspace()` transitions. One `' '` after a
+//!    token is folded into that token's `whitespace` flag; any other
+//!    whitespace becomes tokens of its own.
+//! 2. A chunk that is a special case is emitted from the exceptions table.
+//! 3. Otherwise prefixes and suffixes are peeled off in a loop, the middle is
+//!    checked against the special cases and the URL matcher, and finally
+//!    split on infixes.
+//! 4. A phrase-matcher pass over the token texts applies the special cases
+//!    that contain affixes or spaces (spaCy's `faster_heuristics`).
+//!
+//! The patterns are Python `re` syntax. They are translated to the syntax of
+//! the `regex`/`fancy-regex` crates ([`translate`]), and each pattern is cut
+//! into its top-level alternatives so that only the few alternatives with
+//! look-around run on fancy-regex's backtracking engine; everything else runs
+//! on the linear-time automata of the `regex` crate.
+//!
+//! Known, documented differences from Python `re` (none occurs in spaCy's
+//! English rules on real text): `$` matches only at the very end (Python also
+//! matches before a final `\n`, but a chunk that ends in `\n` is all
+//! whitespace, which no English affix rule matches); `\w` is `[\p{L}\p{N}_]`
+//! (identical to Python for Unicode 14, the crate's Unicode tables are
+//! newer); a look-around pattern that exceeds fancy-regex's backtracking
+//! limit counts as "no match" instead of running for a very long time.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::RwLock;
+
+use fancy_regex::Regex;
+use rmpv::Value;
+
+use super::doc::Token;
+use super::error::ModelError;
+use super::unicode::py_isspace;
+
+/// spaCy's attribute id of `ORTH` in the exceptions table.
+const ATTR_ORTH: u64 = 65;
+/// spaCy's attribute id of `NORM` in the exceptions table.
+const ATTR_NORM: u64 = 67;
+/// Chunk results kept across calls; beyond this the cache stops growing.
+const MAX_CACHE_ENTRIES: usize = 200_000;
+/// Chunks longer than this (bytes) are not cached: they are rare, and a
+/// single huge chunk must not pin megabytes of memory.
+const MAX_CACHED_CHUNK_BYTES: usize = 128;
+
+/// One token of a tokenized chunk: its length in bytes and the NORM a special
+/// case gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Piece {
+    len: usize,
+    norm: Option<Box<str>>,
+}
+
+impl Piece {
+    fn plain(len: usize) -> Piece {
+        Piece { len, norm: None }
+    }
+}
+
+/// spaCy's tokenizer for one pipeline. Cheap to share between threads: all
+/// state is immutable except the chunk cache, which sits behind a lock.
+pub struct Tokenizer {
+    prefix: Option<Searcher>,
+    suffix: Option<Searcher>,
+    infix: Option<Searcher>,
+    token_match: Option<AnchoredMatcher>,
+    url_match: Option<AnchoredMatcher>,
+    specials: HashMap<Box<str>, Box<[Piece]>>,
+    /// Longest special-case key in bytes: longer strings skip the lookup,
+    /// which keeps the affix loop linear on huge chunks.
+    max_special_len: usize,
+    matcher: SpecialMatcher,
+    /// chunk text -> its tokens, like spaCy's `_cache` (output-neutral).
+    cache: RwLock<HashMap<Box<str>, Box<[Piece]>>>,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer")
+            .field("special_cases", &self.specials.len())
+            .field("matcher_patterns", &self.matcher.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tokenizer {
+    /// Loads the msgpack file `<model>/tokenizer` (the `path` is the file
+    /// itself). Every error names the file.
+    pub fn load(path: &Path) -> Result<Tokenizer, ModelError> {
+        let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
+        Self::from_msgpack(&bytes).map_err(|what| ModelError::format(path, what))
+    }
+
+    /// Builds the tokenizer from the bytes of a `tokenizer` file.
+    fn from_msgpack(bytes: &[u8]) -> Result<Tokenizer, String> {
+        let value = rmpv::decode::read_value(&mut &bytes[..])
+            .map_err(|e| format!("not valid msgpack: {e}"))?;
+        let map = value.as_map().ok_or("expected a msgpack map")?;
+        let field = |name: &str| -> Option<&Value> {
+            map.iter()
+                .find(|(k, _)| k.as_str() == Some(name))
+                .map(|(_, v)| v)
+        };
+        let pattern = |name: &str| -> Result<Option<String>, String> {
+            match field(name) {
+                None | Some(Value::Nil) => Ok(None),
+                Some(Value::String(s)) => s
+                    .as_str()
+                    .map(|s| Some(s.to_owned()))
+                    .ok_or_else(|| format!("{name} is not valid UTF-8")),
+                Some(other) => Err(format!("{name} is not a string: {other}")),
+            }
+        };
+        let searcher = |name: &str| -> Result<Option<Searcher>, String> {
+            pattern(name)?
+                .map(|p| Searcher::new(&p).map_err(|e| format!("{name}: {e}")))
+                .transpose()
+        };
+        let anchored = |name: &str| -> Result<Option<AnchoredMatcher>, String> {
+            pattern(name)?
+                .map(|p| AnchoredMatcher::new(&p).map_err(|e| format!("{name}: {e}")))
+                .transpose()
+        };
+        let faster_heuristics = match field("faster_heuristics") {
+            None | Some(Value::Nil) => true,
+            Some(v) => v.as_bool().ok_or("faster_heuristics is not a boolean")?,
+        };
+
+        let mut tokenizer = Tokenizer {
+            prefix: searcher("prefix_search")?,
+            suffix: searcher("suffix_search")?,
+            infix: searcher("infix_finditer")?,
+            token_match: anchored("token_match")?,
+            url_match: anchored("url_match")?,
+            specials: HashMap::new(),
+            max_special_len: 0,
+            matcher: SpecialMatcher::default(),
+            cache: RwLock::new(HashMap::new()),
+        };
+        if let Some(exceptions) = field("exceptions") {
+            tokenizer.specials = parse_exceptions(exceptions)?;
+        }
+        tokenizer.max_special_len = tokenizer
+            .specials
+            .keys()
+            .map(|k| k.len())
+            .max()
+            .unwrap_or(0);
+        tokenizer.matcher = tokenizer.build_matcher(faster_heuristics);
+        Ok(tokenizer)
+    }
+
+    /// Tokenizes `text` exactly like spaCy 3.8's `Tokenizer.__call__`.
+    ///
+    /// The tokens tile the text: their texts, each followed by one space
+    /// where `whitespace` is set, concatenate to `text`. Never panics.
+    pub fn tokenize(&self, text: &str) -> Vec<Token> {
+        let mut tokens = Vec::with_capacity(text.len() / 5 + 1);
+        let mut ctx = CallCache::default();
+        self.tokenize_affixes(text, true, &mut tokens, Some(&mut ctx));
+        self.flush_cache(ctx);
+        self.apply_special_cases(text, &mut tokens);
+        tokens
+    }
+
+    /// spaCy's `_tokenize_affixes`: whitespace split, then each chunk through
+    /// special cases, cache and the affix rules.
+    fn tokenize_affixes(
+        &self,
+        text: &str,
+        with_special_cases: bool,
+        out: &mut Vec<Token>,
+        mut cache: Option<&mut CallCache>,
+    ) {
+        let Some(first) = text.chars().next() else {
+            return;
+        };
+        let mut in_ws = py_isspace(first);
+        let mut start = 0;
+        for (i, c) in text.char_indices() {
+            if py_isspace(c) == in_ws {
+                continue;
+            }
+            if start < i {
+                self.tokenize_chunk(
+                    text,
+                    start,
+                    i,
+                    with_special_cases,
+                    out,
+                    cache.as_deref_mut(),
+                );
+            }
+            if c == ' ' {
+                // The single space after a token is its trailing whitespace.
+                if let Some(last) = out.last_mut() {
+                    last.whitespace = true;
+                }
+                start = i + 1;
+            } else {
+                start = i;
+            }
+            in_ws = !in_ws;
+        }
+        if start < text.len() {
+            self.tokenize_chunk(text, start, text.len(), with_special_cases, out, cache);
+            if let Some(last) = out.last_mut() {
+                // spaCy: `string[-1] == " " and not in_ws`, always false here.
+                last.whitespace = false;
+            }
+        }
+    }
+
+    /// Tokenizes `text[start..end]` (one whitespace-delimited chunk) and
+    /// appends its tokens.
+    fn tokenize_chunk(
+        &self,
+        text: &str,
+        start: usize,
+        end: usize,
+        with_special_cases: bool,
+        out: &mut Vec<Token>,
+        cache: Option<&mut CallCache>,
+    ) {
+        let chunk = &text[start..end];
+        if with_special_cases {
+            if let Some(pieces) = self.special(chunk) {
+                push_pieces(out, start, pieces);
+                return;
+            }
+        }
+        let Some(cache) = cache else {
+            let pieces = self.split_chunk(chunk, with_special_cases);
+            push_pieces(out, start, &pieces);
+            return;
+        };
+        if let Some(pieces) = cache.local.get(chunk) {
+            push_pieces(out, start, pieces);
+            return;
+        }
+        {
+            let shared = self.cache.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(pieces) = shared.get(chunk) {
+                push_pieces(out, start, pieces);
+                return;
+            }
+        }
+        let pieces = self.split_chunk(chunk, with_special_cases);
+        push_pieces(out, start, &pieces);
+        if chunk.len() <= MAX_CACHED_CHUNK_BYTES {
+            cache.local.insert(chunk.into(), pieces.into_boxed_slice());
+        }
+    }
+
+    /// Moves this call's new chunk results into the shared cache.
+    fn flush_cache(&self, ctx: CallCache) {
+        if ctx.local.is_empty() {
+            return;
+        }
+        let mut shared = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        for (chunk, pieces) in ctx.local {
+            if shared.len() >= MAX_CACHE_ENTRIES {
+                break;
+            }
+            shared.insert(chunk, pieces);
+        }
+    }
+
+    /// The special-case tokens of `s`, if `s` is a special case.
+    fn special(&self, s: &str) -> Option<&[Piece]> {
+        if s.len() > self.max_special_len {
+            return None;
+        }
+        self.specials.get(s).map(|p| &p[..])
+    }
+
+    fn is_special(&self, s: &str) -> bool {
+        self.special(s).is_some()
+    }
+
+    /// spaCy's `_split_affixes` + `_attach_tokens` for one chunk that is not
+    /// itself a special case: the pieces in text order.
+    fn split_chunk(&self, chunk: &str, with_special_cases: bool) -> Vec<Piece> {
+        let mut prefixes: Vec<Piece> = Vec::new();
+        let mut suffixes: Vec<Piece> = Vec::new();
+        let (mut lo, mut hi) = (0, chunk.len());
+        let mut last_size = None;
+        while lo < hi && last_size != Some(hi - lo) {
+            let s = &chunk[lo..hi];
+            if self.token_match.as_ref().is_some_and(|m| m.is_match(s)) {
+                break;
+            }
+            if with_special_cases && self.is_special(s) {
+                break;
+            }
+            last_size = Some(hi - lo);
+            let pre = self.find_prefix(s);
+            if pre != 0 {
+                let minus_pre = &s[pre..];
+                if !minus_pre.is_empty() && with_special_cases && self.is_special(minus_pre) {
+                    prefixes.push(Piece::plain(pre));
+                    lo += pre;
+                    break;
+                }
+            }
+            let suf = self.find_suffix(s, pre);
+            if suf != 0 {
+                let minus_suf = &s[..s.len() - suf];
+                if !minus_suf.is_empty() && with_special_cases && self.is_special(minus_suf) {
+                    suffixes.push(Piece::plain(suf));
+                    hi -= suf;
+                    break;
+                }
+            }
+            if pre != 0 && suf != 0 && pre + suf <= s.len() {
+                prefixes.push(Piece::plain(pre));
+                suffixes.push(Piece::plain(suf));
+                lo += pre;
+                hi -= suf;
+            } else if pre != 0 {
+                prefixes.push(Piece::plain(pre));
+                lo += pre;
+            } else if suf != 0 {
+                suffixes.push(Piece::plain(suf));
+                hi -= suf;
+            }
+        }
+
+        let mut pieces = prefixes;
+        let middle = &chunk[lo..hi];
+        if !middle.is_empty() {
+            if let Some(special) = with_special_cases.then(|| self.special(middle)).flatten() {
+                pieces.extend_from_slice(special);
+            } else if self
+                .token_match
+                .as_ref()
+                .is_some_and(|m| m.is_match(middle))
+                || self.url_match.as_ref().is_some_and(|m| m.is_match(middle))
+            {
+                pieces.push(Piece::plain(middle.len()));
+            } else {
+                self.split_infixes(middle, &mut pieces);
+            }
+        }
+        pieces.extend(suffixes.into_iter().rev());
+        pieces
+    }
+
+    /// Splits `s` on the infix matches, as `_attach_tokens` does: a match at
+    /// position 0 is ignored, text between matches and non-empty matches
+    /// become tokens.
+    fn split_infixes(&self, s: &str, pieces: &mut Vec<Piece>) {
+        let matches = match &self.infix {
+            Some(infix) => infix.find_all(s),
+            None => Vec::new(),
+        };
+        let mut start = 0;
+        for (m_start, m_end) in matches {
+            if m_start == 0 {
+                continue;
+            }
+            if m_start != start {
+                pieces.push(Piece::plain(m_start.saturating_sub(start)));
+            }
+            if m_start != m_end {
+                pieces.push(Piece::plain(m_end - m_start));
+            }
+            start = m_end;
+        }
+        if start < s.len() {
+            pieces.push(Piece::plain(s.len() - start));
+        }
+    }
+
+    /// spaCy's `find_prefix`: the prefix length, as the number of bytes of
+    /// the first *n* characters of `s`, where *n* is the match length in
+    /// characters (spaCy slices `string[:n]`).
+    fn find_prefix(&self, s: &str) -> usize {
+        let Some((a, b)) = self.prefix.as_ref().and_then(|p| p.search(s)) else {
+            return 0;
+        };
+        if a == 0 {
+            return b;
+        }
+        let n = s[a..b].chars().count();
+        s.char_indices().nth(n).map_or(s.len(), |(i, _)| i)
+    }
+
+    /// spaCy's `find_suffix` on `s[pre..]`, returned as the number of bytes
+    /// of the last *n* characters of `s` (spaCy slices `string[-n:]`).
+    fn find_suffix(&self, s: &str, pre: usize) -> usize {
+        let rest = &s[pre..];
+        let Some((a, b)) = self.suffix.as_ref().and_then(|p| p.search(rest)) else {
+            return 0;
+        };
+        if b == rest.len() {
+            return b - a;
+        }
+        let n = rest[a..b].chars().count();
+        if n == 0 {
+            return 0;
+        }
+        s.char_indices()
+            .rev()
+            .nth(n - 1)
+            .map_or(s.len(), |(i, _)| s.len() - i)
+    }
+
+    /// Whether spaCy would put the special case `key` into its phrase
+    /// matcher, and with which token texts.
+    fn build_matcher(&self, faster_heuristics: bool) -> SpecialMatcher {
+        let mut matcher = SpecialMatcher::default();
+        let mut keys: Vec<&str> = self.specials.keys().map(|k| &**k).collect();
+        keys.sort_unstable();
+        for key in keys {
+            let wanted = !faster_heuristics
+                || self.find_prefix(key) != 0
+                || self
+                    .infix
+                    .as_ref()
+                    .is_some_and(|i| i.find_first(key).is_some())
+                || self.find_suffix(key, 0) != 0
+                || key.contains(' ');
+            if !wanted {
+                continue;
+            }
+            let mut tokens = Vec::new();
+            self.tokenize_affixes(key, false, &mut tokens, None);
+            let texts: Pattern = tokens.iter().map(|t| key[t.start..t.end].into()).collect();
+            matcher.add(texts);
+        }
+        matcher
+    }
+
+    /// spaCy's `_apply_special_cases`: find the matcher's spans, keep the
+    /// longest non-overlapping ones and replace each by its special case.
+    fn apply_special_cases(&self, text: &str, tokens: &mut Vec<Token>) {
+        if self.matcher.len == 0 {
+            return;
+        }
+        let mut spans = self.matcher.find(text, tokens);
+        if spans.is_empty() {
+            return;
+        }
+        // spaCy sorts by (length, start descending) and walks from the back:
+        // longest first, then leftmost. A span is kept if its first and last
+        // tokens are unseen; every walked span marks its tokens as seen.
+        spans.sort_unstable_by(|a, b| {
+            let (la, lb) = (a.1 - a.0, b.1 - b.0);
+            la.cmp(&lb).then(b.0.cmp(&a.0))
+        });
+        let mut seen = vec![false; tokens.len()];
+        let mut kept = Vec::new();
+        for &(s, e) in spans.iter().rev() {
+            if !seen[s] && !seen[e - 1] {
+                kept.push((s, e));
+            }
+            seen[s..e].iter_mut().for_each(|x| *x = true);
+        }
+        kept.sort_unstable();
+
+        let mut result = Vec::with_capacity(tokens.len() + kept.len());
+        let mut i = 0;
+        for (s, e) in kept {
+            if s < i {
+                continue; // cannot happen: kept spans never overlap
+            }
+            result.extend_from_slice(&tokens[i..s]);
+            i = e;
+            let start = tokens[s].start;
+            let span_text = &text[start..tokens[e - 1].end];
+            match self.special(span_text) {
+                None => result.extend_from_slice(&tokens[s..e]),
+                Some(pieces) => {
+                    push_pieces(&mut result, start, pieces);
+                    if let Some(last) = result.last_mut() {
+                        last.whitespace = tokens[e - 1].whitespace;
+                    }
+                }
+            }
+        }
+        result.extend_from_slice(&tokens[i..]);
+        *tokens = result;
+    }
+}
+
+/// Appends `pieces` as tokens starting at byte `start` of the text.
+fn push_pieces(out: &mut Vec<Token>, mut start: usize, pieces: &[Piece]) {
+    for piece in pieces {
+        out.push(Token {
+            start,
+            end: start + piece.len,
+            whitespace: false,
+            norm: piece.norm.clone(),
+        });
+        start += piece.len;
+    }
+}
+
+/// New chunk results of one `tokenize` call, merged into the shared cache at
+/// the end so that the write lock is taken once per call.
+#[derive(Default)]
+struct CallCache {
+    local: HashMap<Box<str>, Box<[Piece]>>,
+}
+
+/// Parses the `exceptions` map: chunk -> list of `{ORTH, NORM}` maps. The
+/// attribute keys are spaCy attribute ids (65, 67) or their names.
+fn parse_exceptions(value: &Value) -> Result<HashMap<Box<str>, Box<[Piece]>>, String> {
+    let map = value.as_map().ok_or("exceptions is not a map")?;
+    let mut specials = HashMap::with_capacity(map.len());
+    for (key, tokens) in map {
+        let key = key
+            .as_str()
+            .ok_or_else(|| format!("exceptions key {key} is not a string"))?;
+        let tokens = tokens
+            .as_array()
+            .ok_or_else(|| format!("exceptions[{key:?}] is not an array"))?;
+        let mut pieces = Vec::with_capacity(tokens.len());
+        let mut total = 0;
+        for token in tokens {
+            let attrs = token
+                .as_map()
+                .ok_or_else(|| format!("exceptions[{key:?}] has a token that is not a map"))?;
+            let mut orth = None;
+            let mut norm = None;
+            for (attr, v) in attrs {
+                let id = match attr {
+                    Value::String(s) => match s.as_str() {
+                        Some("ORTH") => ATTR_ORTH,
+                        Some("NORM") => ATTR_NORM,
+                        _ => continue,
+                    },
+                    other => other.as_u64().unwrap_or(0),
+                };
+                if id == ATTR_ORTH {
+                    orth = v.as_str();
+                } else if id == ATTR_NORM {
+                    norm = v.as_str();
+                }
+            }
+            let orth =
+                orth.ok_or_else(|| format!("exceptions[{key:?}] has a token without ORTH"))?;
+            total += orth.len();
+            pieces.push(Piece {
+                len: orth.len(),
+                norm: norm.map(Into::into),
+            });
+        }
+        if total != key.len() || pieces.iter().any(|p| p.len == 0) {
+            return Err(format!(
+                "exceptions[{key:?}]: the ORTH strings do not spell the key"
+            ));
+        }
+        specials.insert(key.into(), pieces.into_boxed_slice());
+    }
+    Ok(specials)
+}
+
+/// The phrase matcher spaCy builds from the special cases that its chunk
+/// lookup can miss (they contain affixes or spaces): token-text sequences,
+/// indexed by their first token.
+/// The token texts of one special case, as the matcher compares them.
+type Pattern = Box<[Box<str>]>;
+
+#[derive(Debug, Default)]
+struct SpecialMatcher {
+    by_first: HashMap<Box<str>, Vec<Pattern>>,
+    len: usize,
+}
+
+impl SpecialMatcher {
+    fn add(&mut self, texts: Pattern) {
+        let Some(first) = texts.first().cloned() else {
+            return;
+        };
+        let entry = self.by_first.entry(first).or_default();
+        if !entry.contains(&texts) {
+            entry.push(texts);
+            self.len += 1;
+        }
+    }
+
+    /// All `(start, end)` token spans whose texts equal a pattern.
+    fn find(&self, text: &str, tokens: &[Token]) -> Vec<(usize, usize)> {
+        let mut spans = Vec::new();
+        for (i, token) in tokens.iter().enumerate() {
+            let Some(patterns) = self.by_first.get(token.text(text)) else {
+                continue;
+            };
+            for pattern in patterns {
+                let end = i + pattern.len();
+                if end <= tokens.len()
+                    && pattern[1..]
+                        .iter()
+                        .zip(&tokens[i + 1..end])
+                        .all(|(p, t)| **p == *t.text(text))
+                {
+                    spans.push((i, end));
+                }
+            }
+        }
+        spans
+    }
+}
+
+/// A Python `re` pattern used with `re.search` / `re.finditer`, compiled as
+/// an ordered list of alternative groups (see [`Group`]).
+///
+/// Python tries the alternatives of a pattern in order at each position and
+/// takes the leftmost position where any of them matches. Searching each
+/// group separately and taking the leftmost start (ties: the earlier group)
+/// gives the same match, while most groups stay free of look-around.
+struct Searcher {
+    groups: Vec<Group>,
+    /// The whole pattern with all look-around removed: a superset matcher,
+    /// cheap to run first. No match there means no match at all.
+    prefilter: Option<Regex>,
+}
+
+/// One run of consecutive top-level alternatives.
+enum Group {
+    /// No look-around: runs on the `regex` crate's automata.
+    Plain(Regex),
+    /// `(?<=X)Y` where X is `k` single-character items and Y has no
+    /// look-around: matched as `XY`, then the match start moves `k` chars.
+    Lookbehind { re: Regex, chars: usize },
+    /// Anything else: fancy-regex's backtracking VM, behind a superset
+    /// prefilter without the look-around.
+    Fancy { re: Regex, prefilter: Regex },
+}
+
+impl Group {
+    /// The leftmost match starting at or after byte `pos` of `s`.
+    fn find_from(&self, s: &str, pos: usize) -> Option<(usize, usize)> {
+        match self {
+            Group::Plain(re) => find(re, s, pos),
+            Group::Lookbehind { re, chars } => {
+                // X may start up to `chars` characters before `pos`.
+                let mut from = s[..pos]
+                    .char_indices()
+                    .rev()
+                    .take(*chars)
+                    .last()
+                    .map_or(pos, |(i, _)| i);
+                loop {
+                    let (a, b) = find(re, s, from)?;
+                    let y = s[a..]
+                        .char_indices()
+                        .nth(*chars)
+                        .map_or(s.len(), |(i, _)| a + i);
+                    if y >= pos {
+                        return Some((y, b));
+                    }
+                    from = a + s[a..].chars().next().map_or(1, char::len_utf8);
+                }
+            }
+            Group::Fancy { re, prefilter } => {
+                find(prefilter, s, pos)?;
+                find(re, s, pos)
+            }
+        }
+    }
+}
+
+/// `re.find_from_pos`, with engine errors (backtracking limit) as no match.
+fn find(re: &Regex, s: &str, pos: usize) -> Option<(usize, usize)> {
+    if pos > s.len() {
+        return None;
+    }
+    re.find_from_pos(s, pos)
+        .ok()
+        .flatten()
+        .map(|m| (m.start(), m.end()))
+}
+
+impl Searcher {
+    fn new(pattern: &str) -> Result<Searcher, String> {
+        let (flags, body) = split_leading_flags(pattern);
+        let flags = translate(&flags)?.strict;
+        let compile = |p: &str| compile(&format!("{flags}{p}"));
+        let mut groups = Vec::new();
+        let mut plain: Vec<String> = Vec::new();
+        let flush = |plain: &mut Vec<String>, groups: &mut Vec<Group>| -> Result<(), String> {
+            if !plain.is_empty() {
+                groups.push(Group::Plain(compile(&plain.join("|"))?));
+                plain.clear();
+            }
+            Ok(())
+        };
+        for alt in split_alternatives(body) {
+            let t = translate(alt)?;
+            if !t.has_lookaround {
+                plain.push(t.strict);
+                continue;
+            }
+            flush(&mut plain, &mut groups)?;
+            if let Some((x, chars, y)) = leading_lookbehind(alt) {
+                let (x, y) = (translate(x)?, translate(y)?);
+                if !x.has_lookaround && !y.has_lookaround {
+                    groups.push(Group::Lookbehind {
+                        re: compile(&format!("(?:{})(?:{})", x.strict, y.strict))?,
+                        chars,
+                    });
+                    continue;
+                }
+            }
+            groups.push(Group::Fancy {
+                re: compile(&t.strict)?,
+                prefilter: compile(&t.relaxed)?,
+            });
+        }
+        flush(&mut plain, &mut groups)?;
+        let whole = translate(body)?;
+        let prefilter = if whole.has_lookaround {
+            Some(compile(&whole.relaxed)?)
+        } else {
+            None
+        };
+        Ok(Searcher { groups, prefilter })
+    }
+
+    /// `re.search(s)`: the leftmost match (start, end) in bytes.
+    fn search(&self, s: &str) -> Option<(usize, usize)> {
+        if let Some(pf) = &self.prefilter {
+            find(pf, s, 0)?;
+        }
+        let mut best: Option<(usize, usize)> = None;
+        for group in &self.groups {
+            if let Some(m) = group.find_from(s, 0) {
+                if best.map_or(true, |b| m.0 < b.0) {
+                    best = Some(m);
+                    if m.0 == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        best
+    }
+
+    /// The first match of `re.finditer(s)`, if any.
+    fn find_first(&self, s: &str) -> Option<(usize, usize)> {
+        self.search(s)
+    }
+
+    /// `re.finditer(s)` as (start, end) byte pairs.
+    fn find_all(&self, s: &str) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        if let Some(pf) = &self.prefilter {
+            if find(pf, s, 0).is_none() {
+                return out;
+            }
+        }
+        // Each group's next match from the current position; recomputed only
+        // once the position passes its start, so a scan is linear per group.
+        let mut next: Vec<Option<(usize, usize)>> =
+            self.groups.iter().map(|g| g.find_from(s, 0)).collect();
+        let mut pos = 0;
+        while pos <= s.len() {
+            let mut best: Option<(usize, (usize, usize))> = None;
+            for (gi, group) in self.groups.iter().enumerate() {
+                if next[gi].is_some_and(|(a, _)| a < pos) {
+                    next[gi] = group.find_from(s, pos);
+                }
+                if let Some(m) = next[gi] {
+                    if best.map_or(true, |(_, b)| m.0 < b.0) {
+                        best = Some((gi, m));
+                    }
+                }
+            }
+            let Some((_, (a, b))) = best else {
+                break;
+            };
+            out.push((a, b));
+            pos = if b > a {
+                b
+            } else {
+                // An empty match: move on one character.
+                b + s[b..].chars().next().map_or(1, char::len_utf8)
+            };
+        }
+        out
+    }
+}
+
+/// A pattern used with `re.match` (anchored at the start): `token_match`
+/// and `url_match`.
+struct AnchoredMatcher {
+    re: Regex,
+    prefilter: Option<Regex>,
+}
+
+impl AnchoredMatcher {
+    fn new(pattern: &str) -> Result<AnchoredMatcher, String> {
+        let (flags, body) = split_leading_flags(pattern);
+        let flags = translate(&flags)?.strict;
+        let t = translate(body)?;
+        let re = compile(&format!("{flags}^(?:{})", t.strict))?;
+        let prefilter = if t.has_lookaround {
+            Some(compile(&format!("{flags}^(?:{})", t.relaxed))?)
+        } else {
+            None
+        };
+        Ok(AnchoredMatcher { re, prefilter })
+    }
+
+    fn is_match(&self, s: &str) -> bool {
+        if let Some(pf) = &self.prefilter {
+            if find(pf, s, 0).is_none() {
+                return false;
+            }
+        }
+        find(&self.re, s, 0).is_some()
+    }
+}
+
+fn compile(pattern: &str) -> Result<Regex, String> {
+    Regex::new(pattern).map_err(|e| format!("cannot compile translated pattern: {e}"))
+}
+
+/// Splits off leading global flag groups such as `(?u)` (Python requires
+/// them at the start; they apply to every alternative).
+fn split_leading_flags(pattern: &str) -> (String, &str) {
+    let mut flags = String::new();
+    let mut rest = pattern;
+    while let Some(after) = rest.strip_prefix("(?") {
+        let n = after
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .count();
+        if n == 0 || !after[n..].starts_with(')') {
+            break;
+        }
+        flags.push_str(&rest[..2 + n + 1]);
+        rest = &after[n + 1..];
+    }
+    (flags, rest)
+}
+
+/// Top-level alternatives of a Python pattern (split on `|` outside groups
+/// and character classes).
+fn split_alternatives(pattern: &str) -> Vec<&str> {
+    let mut alts = Vec::new();
+    let mut depth = 0usize;
+    let mut in_class = false;
+    let mut class_start = 0;
+    let mut start = 0;
+    let mut chars = pattern.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '[' if !in_class => {
+                in_class = true;
+                class_start = i;
+            }
+            ']' if in_class => {
+                // `[]` and `[^]` open a class whose first member is `]`.
+                let prefix = &pattern[class_start..i];
+                if prefix != "[" && prefix != "[^" {
+                    in_class = false;
+                }
+            }
+            '(' if !in_class => depth += 1,
+            ')' if !in_class => depth = depth.saturating_sub(1),
+            '|' if !in_class && depth == 0 => {
+                alts.push(&pattern[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    alts.push(&pattern[start..]);
+    alts
+}
+
+/// If `alt` is `(?<=X)Y` with X a sequence of single-character items
+/// (literals, escapes, classes), returns `(X, number of items, Y)`.
+fn leading_lookbehind(alt: &str) -> Option<(&str, usize, &str)> {
+    let body = alt.strip_prefix("(?<=")?;
+    let mut items = 0;
+    let mut chars = body.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            ')' => return Some((&body[..i], items, &body[i + 1..])),
+            '\\' => {
+                let e = chars.next()?.1;
+                if matches!(e, 'u' | 'U' | 'x') {
+                    let n = match e {
+                        'u' => 4,
+                        'U' => 8,
+                        _ => 2,
+                    };
+                    for _ in 0..n {
+                        chars.next()?;
+                    }
+                } else if e.is_ascii_digit() || matches!(e, 'b' | 'B' | 'A' | 'Z' | 'N') {
+                    return None;
+                }
+                items += 1;
+            }
+            '[' => {
+                let mut first = true;
+                loop {
+                    let (_, c) = chars.next()?;
+                    match c {
+                        '\\' => {
+                            chars.next()?;
+                        }
+                        '^' if first => continue,
+                        ']' if !first => break,
+                        _ => {}
+                    }
+                    first = false;
+                }
+                items += 1;
+            }
+            '(' | '|' | '*' | '+' | '?' | '{' | '^' | '$' => return None,
+            _ => items += 1,
+        }
+    }
+    None
+}
+
+/// A Python pattern translated to `regex`/`fancy-regex` syntax.
+#[derive(Debug)]
+struct Translated {
+    /// The same language as the Python pattern.
+    strict: String,
+    /// The pattern with every look-around group removed (a superset).
+    relaxed: String,
+    has_lookaround: bool,
+}
+
+/// Python's `\w` (`str.isalnum()` or `_`; equal to `[\p{L}\p{N}_]` in
+/// Unicode 14, verified against Python 3.11), class-body form.
+const PY_WORD: &str = r"\p{L}\p{N}_";
+/// Python's `\s` (`str.isspace()`), class-body form; Rust's `\s` lacks
+/// `\x1c`..`\x1f`.
+const PY_SPACE: &str = r"\x{9}-\x{d}\x{1c}-\x{20}\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}";
+
+/// Translates Python `re` syntax to the `regex` crate's syntax (which
+/// fancy-regex extends with look-around): `\uXXXX`/`\UXXXXXXXX` become
+/// `\x{...}`, Python's `\w`/`\s` become explicit classes, every ASCII
+/// punctuation literal is written as `\x{..}` so that characters special only
+/// to the `regex` crate (`&`, `~`, `-` and `[` inside classes) stay literal,
+/// `{,n}` becomes `{0,n}`, and the flag `u` (always on) is dropped.
+fn translate(py: &str) -> Result<Translated, String> {
+    let mut t = Translator {
+        chars: py.chars().collect(),
+        i: 0,
+        strict: String::with_capacity(py.len() * 2),
+        relaxed: String::with_capacity(py.len() * 2),
+        suppress: 0,
+        groups: Vec::new(),
+        has_lookaround: false,
+    };
+    t.run()?;
+    Ok(Translated {
+        strict: t.strict,
+        relaxed: t.relaxed,
+        has_lookaround: t.has_lookaround,
+    })
+}
+
+struct Translator {
+    chars: Vec<char>,
+    i: usize,
+    strict: String,
+    relaxed: String,
+    /// > 0 while inside a look-around group: output goes to `strict` only.
+    suppress: usize,
+    /// For each open group: whether it is a look-around.
+    groups: Vec<bool>,
+    has_lookaround: bool,
+}
+
+impl Translator {
+    fn peek(&self, k: usize) -> Option<char> {
+        self.chars.get(self.i + k).copied()
+    }
+
+    fn next(&mut self) -> Option<char> {
+        let c = self.peek(0)?;
+        self.i += 1;
+        Some(c)
+    }
+
+    fn starts_with(&self, s: &str) -> bool {
+        s.chars().enumerate().all(|(k, c)| self.peek(k) == Some(c))
+    }
+
+    fn emit(&mut self, s: &str) {
+        self.strict.push_str(s);
+        if self.suppress == 0 {
+            self.relaxed.push_str(s);
+        }
+    }
+
+    fn run(&mut self) -> Result<(), String> {
+        while let Some(c) = self.next() {
+            match c {
+                '\\' => {
+                    let e = self.escape(false)?;
+                    self.emit(&e);
+                }
+                '[' => {
+                    let class = self.class()?;
+                    self.emit(&class);
+                }
+                '(' => self.open_group()?,
+                ')' => {
+                    let look = self.groups.pop().ok_or("unbalanced ')'")?;
+                    self.emit(")");
+                    if look {
+                        self.suppress -= 1;
+                    }
+                }
+                '{' => {
+                    let q = self.quantifier();
+                    self.emit(&q);
+                }
+                '^' | '$' | '.' | '|' | '*' | '+' | '?' => self.emit(c.encode_utf8(&mut [0; 4])),
+                other => self.emit(&literal(other)),
+            }
+        }
+        if !self.groups.is_empty() {
+            return Err("unbalanced '('".into());
+        }
+        Ok(())
+    }
+
+    fn open_group(&mut self) -> Result<(), String> {
+        if self.peek(0) != Some('?') {
+            self.groups.push(false);
+            self.emit("(");
+            return Ok(());
+        }
+        for look in ["?=", "?!", "?<=", "?<!"] {
+            if self.starts_with(look) {
+                self.i += look.len();
+                self.has_lookaround = true;
+                self.suppress += 1;
+                self.groups.push(true);
+                self.emit(&format!("({look}"));
+                return Ok(());
+            }
+        }
+        if self.starts_with("?:") {
+            self.i += 2;
+            self.groups.push(false);
+            self.emit("(?:");
+            return Ok(());
+        }
+        if self.starts_with("?P<") {
+            let close = (self.i..self.chars.len())
+                .find(|&k| self.chars[k] == '>')
+                .ok_or("unterminated group name")?;
+            let name: String = self.chars[self.i + 3..close].iter().collect();
+            self.i = close + 1;
+            self.groups.push(false);
+            self.emit(&format!("(?P<{name}>"));
+            return Ok(());
+        }
+        if self.starts_with("?#") {
+            while let Some(c) = self.next() {
+                if c == ')' {
+                    return Ok(());
+                }
+            }
+            return Err("unterminated comment".into());
+        }
+        // Inline flags: `(?aiLmsux)` or scoped `(?i:...)`.
+        self.i += 1;
+        let mut flags = String::new();
+        loop {
+            match self.next() {
+                Some('u') => {}
+                Some(f @ ('i' | 'm' | 's' | 'x')) => flags.push(f),
+                Some(')') => {
+                    if !flags.is_empty() {
+                        self.emit(&format!("(?{flags})"));
+                    }
+                    return Ok(());
+                }
+                Some(':') => {
+                    self.groups.push(false);
+                    if flags.is_empty() {
+                        self.emit("(?:");
+                    } else {
+                        self.emit(&format!("(?{flags}:"));
+                    }
+                    return Ok(());
+                }
+                other => return Err(format!("unsupported group syntax (?{flags}{other:?}")),
+            }
+        }
+    }
+
+    /// `{m,n}` quantifiers pass through (`{,n}` becomes `{0,n}`); any other
+    /// `{` is a literal in Python.
+    fn quantifier(&mut self) -> String {
+        let start = self.i;
+        let mut k = start;
+        let digits = |k: &mut usize, chars: &[char]| {
+            let s = *k;
+            while chars.get(*k).is_some_and(char::is_ascii_digit) {
+                *k += 1;
+            }
+            chars[s..*k].iter().collect::<String>()
+        };
+        let lo = digits(&mut k, &self.chars);
+        let comma = self.chars.get(k) == Some(&',');
+        if comma {
+            k += 1;
+        }
+        let hi = digits(&mut k, &self.chars);
+        if self.chars.get(k) != Some(&'}') || (lo.is_empty() && hi.is_empty()) {
+            return literal('{');
+        }
+        self.i = k + 1;
+        let lo = if lo.is_empty() { "0".to_string() } else { lo };
+        if comma {
+            format!("{{{lo},{hi}}}")
+        } else {
+            format!("{{{lo}}}")
+        }
+    }
+
+    fn hex(&mut self, n: usize) -> Result<char, String> {
+        let digits: String = (0..n).filter_map(|_| self.next()).collect();
+        if digits.len() != n {
+            return Err(format!("truncated escape \\{digits}"));
+        }
+        u32::from_str_radix(&digits, 16)
+            .ok()
+            .and_then(char::from_u32)
+            .ok_or_else(|| format!("bad escape value {digits}"))
+    }
+
+    /// One escape sequence (after the backslash).
+    fn escape(&mut self, in_class: bool) -> Result<String, String> {
+        let c = self.next().ok_or("pattern ends with a backslash")?;
+        Ok(match c {
+            'u' => literal(self.hex(4)?),
+            'U' => literal(self.hex(8)?),
+            'x' => literal(self.hex(2)?),
+            'n' => literal('\n'),
+            't' => literal('\t'),
+            'r' => literal('\r'),
+            'f' => literal('\x0c'),
+            'v' => literal('\x0b'),
+            'a' => literal('\x07'),
+            '0' => literal('\0'),
+            'w' if in_class => PY_WORD.to_string(),
+            'w' => format!("[{PY_WORD}]"),
+            'W' => format!("[^{PY_WORD}]"),
+            's' if in_class => PY_SPACE.to_string(),
+            's' => format!("[{PY_SPACE}]"),
+            'S' => format!("[^{PY_SPACE}]"),
+            'd' => r"\d".to_string(),
+            'D' => r"\D".to_string(),
+            'b' if in_class => literal('\x08'),
+            'b' => r"\b".to_string(),
+            'B' => r"\B".to_string(),
+            'A' => r"\A".to_string(),
+            'Z' => r"\z".to_string(),
+            c if c.is_ascii_alphanumeric() => return Err(format!("unsupported escape \\{c}")),
+            c => literal(c),
+        })
+    }
+
+    /// A character class, from after `[` to its closing `]`.
+    fn class(&mut self) -> Result<String, String> {
+        let mut out = String::from("[");
+        if self.peek(0) == Some('^') {
+            self.i += 1;
+            out.push('^');
+        }
+        let mut first = true;
+        loop {
+            let c = self.next().ok_or("unterminated character class")?;
+            if c == ']' && !first {
+                break;
+            }
+            first = false;
+            let item = if c == '\\' {
+                self.escape(true)?
+            } else {
+                literal(c)
+            };
+            out.push_str(&item);
+            if self.peek(0) == Some('-') && self.peek(1).is_some_and(|n| n != ']') {
+                self.i += 1;
+                let c2 = self.next().ok_or("unterminated character class")?;
+                let hi = if c2 == '\\' {
+                    self.escape(true)?
+                } else {
+                    literal(c2)
+                };
+                out.push('-');
+                out.push_str(&hi);
+            }
+        }
+        out.push(']');
+        Ok(out)
+    }
+}
+
+/// A literal character in `regex` syntax, safe inside and outside classes.
+fn literal(c: char) -> String {
+    if c.is_ascii_alphanumeric() || !c.is_ascii() {
+        c.to_string()
+    } else {
+        format!("\\x{{{:x}}}", c as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use std::sync::OnceLock;
+
+    #[test]
+    fn translates_python_escapes_and_classes() {
+        let t = translate(r"^\u00A6|[\U0001F600-\U0001F64F&~\-a]|\'s$|x{,3}|\w+").unwrap();
+        assert_eq!(
+            t.strict,
+            r"^¦|[😀-🙏\x{26}\x{7e}\x{2d}a]|\x{27}s$|x{0,3}|[\p{L}\p{N}_]+"
+        );
+        assert!(!t.has_lookaround);
+        let t = translate(r"(?<=[0-9])[+\-](?=[0-9-])").unwrap();
+        assert!(t.has_lookaround);
+        assert_eq!(t.relaxed, r"[\x{2b}\x{2d}]");
+    }
+
+    #[test]
+    fn splits_alternatives_outside_groups_and_classes() {
+        assert_eq!(
+            split_alternatives(r"a|(b|c)|[|]|\||[]|]"),
+            vec!["a", "(b|c)", "[|]", r"\|", "[]|]"]
+        );
+        assert_eq!(
+            leading_lookbehind(r"(?<=°[FfCcKk])\.$"),
+            Some(("°[FfCcKk]", 2, r"\.$"))
+        );
+        assert_eq!(leading_lookbehind(r"(?<=[0-9]+)x"), None);
+    }
+
+    #[test]
+    fn searcher_matches_python_semantics() {
+        // Leftmost start wins, then the first alternative in pattern order.
+        let s = Searcher::new(r"b$|(?<=[0-9])(?:km|m)$|ab$").unwrap();
+        assert_eq!(s.search("xab"), Some((1, 3)));
+        assert_eq!(s.search("5km"), Some((1, 3)));
+        assert_eq!(s.search("km"), None);
+        let p = Searcher::new(r"^\.\.+|^\+(?![0-9])|^\+").unwrap();
+        assert_eq!(p.search("+5"), Some((0, 1)));
+        assert_eq!(p.search("...a"), Some((0, 3)));
+        let i = Searcher::new(r"(?<=[0-9])[+\-](?=[0-9-])|--").unwrap();
+        assert_eq!(i.find_all("1-2--3+x"), vec![(1, 2), (3, 4)]);
+    }
+
+    fn model_tokenizer() -> Option<&'static Tokenizer> {
+        static TOK: OnceLock<Option<Tokenizer>> = OnceLock::new();
+        TOK.get_or_init(|| {
+            let models = std::env::var_os("ARTICLE_ANALYZER_MODELS")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"));
+            let path = models.join("en_core_web_sm-3.8.0").join("tokenizer");
+            if !path.exists() {
+                eprintln!(
+                    "skipping: {} is missing (run scripts/fetch-models)",
+                    path.display()
+                );
+                return None;
+            }
+            Some(Tokenizer::load(&path).expect("the tokenizer file loads"))
+        })
+        .as_ref()
+    }
+
+    /// `(texts joined by '|', trailing-space flags as 0/1)`.
+    fn tok(text: &str) -> (String, String) {
+        let tokenizer = model_tokenizer().expect("model present");
+        let tokens = tokenizer.tokenize(text);
+        let texts: Vec<&str> = tokens.iter().map(|t| t.text(text)).collect();
+        let flags: String = tokens
+            .iter()
+            .map(|t| if t.whitespace { '1' } else { '0' })
+            .collect();
+        (texts.join("|"), flags)
+    }
+
+    #[test]
+    fn notes_table_section_7() {
+        if model_tokenizer().is_none() {
+            return;
+        }
+        let cases = [
+            (
+                "Let's go to N.Y.C. (today)!!",
+                "Let|'s|go|to|N.Y.C.|(|today|)|!|!",
+                "0111100000",
+            ),
+            (
+                "e-mail me at jane.doe@example.com or https://spacy.io/usage?x=1.",
+                "e|-|mail|me|at|jane.doe@example.com|or|https://spacy.io/usage?x=1|.",
+                "001111100",
+            ),
+            (
+                "I can't, won't... U.S.-based $3.5bn/yr :-) ...",
+                "I|ca|n't|,|wo|n't|...|U.S.-based|$|3.5bn|/|yr|:-)|...",
+                "10010011000110",
+            ),
+            (
+                "  leading\ttab\n\nnew  double",
+                "  |leading|\t|tab|\n\n|new| |double",
+                "00000100",
+            ),
+            (
+                "Prices rose 38.5%—again—to €26.4m in mid-2022.",
+                "Prices|rose|38.5%—again|—|to|€|26.4|m|in|mid-2022|.",
+                "11001001100",
+            ),
+            (
+                "He's 5'10\" tall; 3x4=12 and 10km.",
+                "He|'s|5'10|\"|tall|;|3x4=12|and|10|km|.",
+                "01010111000",
+            ),
+            ("10a.m.", "10|a.m.", "00"),
+            ("ain't?", "ai|n't|?", "000"),
+            ("(a.m.)", "(|a.m.|)", "000"),
+        ];
+        for (text, want, flags) in cases {
+            assert_eq!(tok(text), (want.to_string(), flags.to_string()), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn special_case_norms() {
+        let Some(tokenizer) = model_tokenizer() else {
+            return;
+        };
+        let text = "I can't. She’s gonna go";
+        let tokens = tokenizer.tokenize(text);
+        let norms: Vec<(&str, Option<&str>)> = tokens
+            .iter()
+            .map(|t| (t.text(text), t.norm.as_deref()))
+            .collect();
+        assert_eq!(
+            norms,
+            vec![
+                ("I", None),
+                ("ca", Some("can")),
+                ("n't", Some("not")),
+                (".", None),
+                ("She", Some("she")),
+                ("’s", Some("'s")),
+                ("gon", Some("going")),
+                ("na", Some("to")),
+                ("go", None),
+            ]
+        );
+    }
+
+    #[test]
+    fn edge_inputs_do_not_panic() {
+        let Some(tokenizer) = model_tokenizer() else {
+            return;
+        };
+        for text in [
+            "",
+            " ",
+            "  ",
+            "\n",
+            "\0",
+            "a\u{301}",
+            "\u{200f}x",
+            "👍🏽!",
+            "\u{10ffff}",
+        ] {
+            let tokens = tokenizer.tokenize(text);
+            let mut rebuilt = String::new();
+            for t in &tokens {
+                rebuilt.push_str(t.text(text));
+                if t.whitespace {
+                    rebuilt.push(' ');
+                }
+            }
+            assert_eq!(rebuilt, text);
+        }
+        assert!(tokenizer.tokenize("").is_empty());
+    }
+}

@@ -1,0 +1,376 @@
+//! NER parity with Python spaCy 3.8 (`en_core_web_sm` 3.8.0, NER only).
+//!
+//! * `golden_corpus_*`: for every `tests/parity/golden/<name>.json` (written
+//!   by the golden-corpus script from spaCy), the feature ids
+//!   `[NORM, PREFIX, SUFFIX, SHAPE]` must equal spaCy's `attrs` for every
+//!   token and the entities must equal `ents_ner_only` (token span, char
+//!   offsets, label). It runs twice: on spaCy's own tokens (isolates the
+//!   vocab + network + decoder) and end to end on our tokenizer.
+//! * `step_scores_match_python`: the 74 scores of every greedy step on the
+//!   china-russia sample (`golden/ner_scores-*.json`, from
+//!   `tests/parity/ner_scores.py`) must be within 1e-3 of Python's.
+//!
+//! The model comes from `ARTICLE_ANALYZER_MODELS` (the directory holding
+//! `en_core_web_sm-3.8.0`) or `models/`; the golden directory can be
+//! overridden with `ARTICLE_ANALYZER_GOLDEN`.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use article_analyzer::spacy::language::Language;
+use article_analyzer::spacy::ner::NerInput;
+use article_analyzer::spacy::unicode::py_str_isspace;
+use article_analyzer::spacy::Token;
+use serde_json::Value;
+
+fn model_dir() -> PathBuf {
+    let dir = std::env::var_os("ARTICLE_ANALYZER_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"))
+        .join("en_core_web_sm-3.8.0");
+    assert!(
+        dir.join("config.cfg").is_file(),
+        "the model is missing at {}; run scripts/fetch-models first",
+        dir.display()
+    );
+    dir
+}
+
+fn golden_dir() -> PathBuf {
+    std::env::var_os("ARTICLE_ANALYZER_GOLDEN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/parity/golden"))
+}
+
+fn language() -> &'static Language {
+    static LANG: OnceLock<Language> = OnceLock::new();
+    LANG.get_or_init(|| Language::load(&model_dir()).expect("loading the model"))
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The golden corpus files (not the `ner_scores-*` step dumps).
+fn golden_files() -> Vec<PathBuf> {
+    let dir = golden_dir();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && !p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("ner_scores-"))
+        })
+        .collect();
+    files.sort();
+    assert!(
+        !files.is_empty(),
+        "no golden files in {}; generate the golden corpus first",
+        dir.display()
+    );
+    files
+}
+
+/// Byte offset of every char index of `text` (plus the end).
+fn char_to_byte(text: &str) -> Vec<usize> {
+    let mut v: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
+    v.push(text.len());
+    v
+}
+
+/// spaCy's tokens of a golden file as our `Token`s. A token-level norm is
+/// set where spaCy's norm differs from the lexeme norm (tokenizer special
+/// cases such as `n't` -> `not`), which is exactly when spaCy sets one.
+fn golden_tokens(lang: &Language, text: &str, tokens: &[Value]) -> Vec<Token> {
+    let c2b = char_to_byte(text);
+    tokens
+        .iter()
+        .map(|t| {
+            let idx = t["idx"].as_u64().expect("idx") as usize;
+            let tok_text = t["text"].as_str().expect("text");
+            let start = c2b[idx];
+            let end = start + tok_text.len();
+            assert_eq!(&text[start..end], tok_text, "golden token offsets");
+            let whitespace = match &t["whitespace"] {
+                Value::Bool(b) => *b,
+                Value::String(s) => s == " ",
+                _ => false,
+            };
+            let norm = t["norm"].as_str().expect("norm");
+            let lex = lang.vocab().lex_norm(tok_text);
+            Token {
+                start,
+                end,
+                whitespace,
+                norm: (norm != lex).then(|| norm.into()),
+            }
+        })
+        .collect()
+}
+
+#[derive(Default)]
+struct Tally {
+    texts: usize,
+    tokens: usize,
+    attrs_equal: usize,
+    ents_golden: usize,
+    ents_equal: usize,
+    ents_ours: usize,
+    failures: Vec<String>,
+}
+
+type Span = (usize, usize, usize, usize, String);
+
+fn golden_ents(v: &Value) -> Vec<Span> {
+    v["ents_ner_only"]
+        .as_array()
+        .expect("ents_ner_only")
+        .iter()
+        .map(|e| {
+            let n = |k: &str| e[k].as_u64().expect(k) as usize;
+            (
+                n("start"),
+                n("end"),
+                n("start_char"),
+                n("end_char"),
+                e["label"].as_str().expect("label").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Compares features and entities of one text and adds to the tally.
+fn check(
+    lang: &Language,
+    name: &str,
+    text: &str,
+    tokens: &[Token],
+    golden: &Value,
+    tally: &mut Tally,
+) {
+    tally.texts += 1;
+    let g_tokens = golden["tokens"].as_array().expect("tokens");
+    let rows = lang.vocab().feature_rows(text, tokens);
+    tally.tokens += g_tokens.len();
+    for (i, g) in g_tokens.iter().enumerate() {
+        let want: Vec<u64> = g["attrs"]
+            .as_array()
+            .expect("attrs")
+            .iter()
+            .map(|x| x.as_u64().expect("attr id"))
+            .collect();
+        match rows.get(i) {
+            Some(r) if r[..] == want[..] => tally.attrs_equal += 1,
+            got => tally.failures.push(format!(
+                "{name}: token {i} {:?}: attrs {got:?} != {want:?}",
+                g["text"]
+            )),
+        }
+    }
+    let is_space: Vec<bool> = tokens
+        .iter()
+        .map(|t| py_str_isspace(&text[t.start..t.end]))
+        .collect();
+    let ents = lang.ner().predict(&[NerInput {
+        rows: &rows,
+        is_space: &is_space,
+        sent_starts: None,
+    }]);
+    let b2c = |b: usize| text[..b].chars().count();
+    let ours: Vec<Span> = ents[0]
+        .iter()
+        .map(|e| {
+            (
+                e.start,
+                e.end,
+                b2c(tokens[e.start].start),
+                b2c(tokens[e.end - 1].end),
+                e.label.to_string(),
+            )
+        })
+        .collect();
+    let want = golden_ents(golden);
+    tally.ents_golden += want.len();
+    tally.ents_ours += ours.len();
+    tally.ents_equal += want.iter().filter(|e| ours.contains(e)).count();
+    if ours != want {
+        let missing: Vec<&Span> = want.iter().filter(|e| !ours.contains(e)).collect();
+        let extra: Vec<&Span> = ours.iter().filter(|e| !want.contains(e)).collect();
+        tally.failures.push(format!(
+            "{name}: entities differ; missing {missing:?}, extra {extra:?}"
+        ));
+    }
+}
+
+fn report(what: &str, t: &Tally) {
+    println!(
+        "{what}: entities: {}/{} equal over {} texts ({} predicted); attrs {}/{} tokens equal ({:.2}%)",
+        t.ents_equal,
+        t.ents_golden,
+        t.texts,
+        t.ents_ours,
+        t.attrs_equal,
+        t.tokens,
+        100.0 * t.attrs_equal as f64 / t.tokens.max(1) as f64
+    );
+    for f in t.failures.iter().take(30) {
+        println!("  {f}");
+    }
+    assert!(
+        t.failures.is_empty(),
+        "{what}: {} mismatches",
+        t.failures.len()
+    );
+}
+
+/// spaCy's tokens → our vocab features and NER.
+#[test]
+fn golden_corpus_on_spacy_tokens() {
+    let lang = language();
+    let mut tally = Tally::default();
+    for path in golden_files() {
+        let g = read_json(&path);
+        let name = g["name"].as_str().unwrap_or("?").to_owned();
+        let text = g["text"].as_str().expect("text");
+        let tokens = golden_tokens(lang, text, g["tokens"].as_array().expect("tokens"));
+        check(lang, &name, text, &tokens, &g, &mut tally);
+    }
+    report("spaCy tokens", &tally);
+}
+
+/// End to end: our tokenizer → vocab features → NER.
+#[test]
+fn golden_corpus_end_to_end() {
+    let lang = language();
+    let mut tally = Tally::default();
+    let mut token_mismatch = Vec::new();
+    for path in golden_files() {
+        let g = read_json(&path);
+        let name = g["name"].as_str().unwrap_or("?").to_owned();
+        let text = g["text"].as_str().expect("text");
+        let tokens = lang.tokenizer().tokenize(text);
+        let ours: Vec<&str> = tokens.iter().map(|t| &text[t.start..t.end]).collect();
+        let want: Vec<&str> = g["tokens"]
+            .as_array()
+            .expect("tokens")
+            .iter()
+            .map(|t| t["text"].as_str().expect("text"))
+            .collect();
+        if ours != want {
+            let i = ours.iter().zip(&want).take_while(|(a, b)| a == b).count();
+            token_mismatch.push(format!(
+                "{name}: tokens differ from #{i}: ours {:?}, spaCy {:?}",
+                &ours[i..(i + 3).min(ours.len())],
+                &want[i..(i + 3).min(want.len())]
+            ));
+            continue;
+        }
+        // The Language API must agree with the pieces used in `check`.
+        let doc = lang.process(text);
+        assert_eq!(doc.tokens, tokens, "{name}: Language::process tokens");
+        check(lang, &name, text, &tokens, &g, &mut tally);
+        let batch_ents = &lang.process_batch(&[text, "", text])[2].ents;
+        assert_eq!(&doc.ents, batch_ents, "{name}: batch vs single");
+    }
+    for m in &token_mismatch {
+        println!("  {m}");
+    }
+    report("our tokenizer", &tally);
+    assert!(
+        token_mismatch.is_empty(),
+        "{} texts tokenized differently",
+        token_mismatch.len()
+    );
+}
+
+/// Scores of every greedy step vs Python on one text (spaCy's tokens).
+#[test]
+fn step_scores_match_python() {
+    let lang = language();
+    let dir = golden_dir();
+    let path = ["ner_scores-china-russia-friendship.json"]
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/parity/golden/ner_scores-china-russia-friendship.json")
+        });
+    let g = read_json(&path);
+    let text = g["text"].as_str().expect("text");
+    let tokens = golden_tokens(lang, text, g["tokens"].as_array().expect("tokens"));
+    let classes: Vec<String> = lang.ner().actions().iter().map(|a| a.name()).collect();
+    let want_classes: Vec<&str> = g["classes"]
+        .as_array()
+        .expect("classes")
+        .iter()
+        .map(|c| c.as_str().expect("class"))
+        .collect();
+    assert_eq!(classes, want_classes, "class order");
+    let rows = lang.vocab().feature_rows(text, &tokens);
+    let is_space: Vec<bool> = tokens
+        .iter()
+        .map(|t| py_str_isspace(&text[t.start..t.end]))
+        .collect();
+    let mut trace = Vec::new();
+    let ents = lang.ner().predict_traced(
+        &[NerInput {
+            rows: &rows,
+            is_space: &is_space,
+            sent_starts: None,
+        }],
+        Some(&mut trace),
+    );
+    let steps = g["steps"].as_array().expect("steps");
+    let n_classes = classes.len();
+    assert_eq!(
+        trace.len(),
+        steps.len() * n_classes,
+        "number of greedy steps"
+    );
+    let mut max_diff = 0.0f32;
+    let mut at = (0, 0);
+    for (s, step) in steps.iter().enumerate() {
+        for (c, want) in step["scores"]
+            .as_array()
+            .expect("scores")
+            .iter()
+            .enumerate()
+        {
+            let want = want.as_f64().expect("score") as f32;
+            let d = (trace[s * n_classes + c] - want).abs();
+            if d > max_diff {
+                max_diff = d;
+                at = (s, c);
+            }
+        }
+    }
+    println!(
+        "step scores: {} steps x {n_classes} classes; max |ours - python| = {max_diff:.3e} (step {}, {})",
+        steps.len(),
+        at.0,
+        classes[at.1]
+    );
+    assert!(max_diff < 1e-3, "max score difference {max_diff}");
+    let want: Vec<(usize, usize, String)> = g["ents"]
+        .as_array()
+        .expect("ents")
+        .iter()
+        .map(|e| {
+            (
+                e["start"].as_u64().unwrap() as usize,
+                e["end"].as_u64().unwrap() as usize,
+                e["label"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let ours: Vec<(usize, usize, String)> = ents[0]
+        .iter()
+        .map(|e| (e.start, e.end, e.label.to_string()))
+        .collect();
+    assert_eq!(ours, want);
+}
