@@ -1,0 +1,201 @@
+//! A small word tokenizer for stance scoping.
+//!
+//! Words are runs of letters and digits; "U.S."-style acronyms keep their
+//! dots, "n't" and "'s"-style clitics are split off, hyphens and other
+//! punctuation are tokens of their own. Offsets are bytes of the tokenized
+//! string. Once a dependency parse is available, its tokens can replace
+//! these: the engine only needs offsets, a normal form and word positions.
+
+/// What a token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenKind {
+    /// A word (or a clitic such as "n't").
+    Word,
+    /// The possessive "'s"; not counted as a word for distances.
+    Possessive,
+    /// A quotation mark.
+    Quote,
+    /// Any other punctuation or symbol.
+    Punct,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Token {
+    pub start: usize,
+    pub end: usize,
+    /// Lowercased, with typographic apostrophes made plain.
+    pub norm: String,
+    pub kind: TokenKind,
+    /// Position among the words of the text (for distances); tokens that
+    /// are not words carry the position of the next word.
+    pub word: usize,
+}
+
+impl Token {
+    pub fn is_word(&self) -> bool {
+        self.kind == TokenKind::Word
+    }
+}
+
+fn is_apostrophe(c: char) -> bool {
+    matches!(c, '\'' | '\u{2019}' | '\u{02BC}')
+}
+
+fn is_quote(c: char) -> bool {
+    matches!(
+        c,
+        '"' | '\u{201C}' | '\u{201D}' | '\u{201E}' | '\u{00AB}' | '\u{00BB}' | '\u{2018}'
+    )
+}
+
+/// Normal form of a piece of text: lowercase, plain apostrophes.
+pub(crate) fn normalize(s: &str) -> String {
+    s.chars()
+        .map(|c| if is_apostrophe(c) { '\'' } else { c })
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+const CLITICS: &[&str] = &["'s", "'re", "'ve", "'ll", "'d", "'m"];
+
+/// Splits `text` into tokens.
+pub(crate) fn tokenize(text: &str) -> Vec<Token> {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let byte_at = |i: usize| chars.get(i).map_or(text.len(), |c| c.0);
+    let mut raw: Vec<(usize, usize, TokenKind)> = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i].1;
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        if c.is_alphanumeric() {
+            // Acronym with dots: U.S., U.K., E.U., U.S.A.
+            let mut j = i;
+            let mut letters = 0;
+            while j + 1 < chars.len() && chars[j].1.is_uppercase() && chars[j + 1].1 == '.' {
+                j += 2;
+                letters += 1;
+            }
+            let acronym_end = j;
+            if letters >= 2 && !chars.get(j).is_some_and(|c| c.1.is_alphanumeric()) {
+                raw.push((byte_at(i), byte_at(acronym_end), TokenKind::Word));
+                i = acronym_end;
+                continue;
+            }
+            let mut j = i + 1;
+            while j < chars.len() {
+                let c = chars[j].1;
+                let inner_apostrophe =
+                    is_apostrophe(c) && chars.get(j + 1).is_some_and(|n| n.1.is_alphabetic());
+                if !(c.is_alphanumeric() || inner_apostrophe) {
+                    break;
+                }
+                j += 1;
+            }
+            raw.push((byte_at(i), byte_at(j), TokenKind::Word));
+            i = j;
+            continue;
+        }
+        let kind = if is_quote(c) {
+            TokenKind::Quote
+        } else if is_apostrophe(c) {
+            // A lone apostrophe: a single quotation mark.
+            TokenKind::Quote
+        } else {
+            TokenKind::Punct
+        };
+        raw.push((byte_at(i), byte_at(i + 1), kind));
+        i += 1;
+    }
+
+    let mut tokens = Vec::with_capacity(raw.len() + 4);
+    let mut word = 0;
+    let mut push = |start: usize, end: usize, kind: TokenKind, tokens: &mut Vec<Token>| {
+        let norm = normalize(text.get(start..end).unwrap_or(""));
+        let is_word = kind == TokenKind::Word;
+        tokens.push(Token {
+            start,
+            end,
+            norm,
+            kind,
+            word,
+        });
+        if is_word {
+            word += 1;
+        }
+    };
+    for (start, end, kind) in raw {
+        if kind != TokenKind::Word {
+            push(start, end, kind, &mut tokens);
+            continue;
+        }
+        let norm = normalize(text.get(start..end).unwrap_or(""));
+        // Split "n't" and clitics off words ("don't", "Russia's").
+        let mut split = None;
+        if norm.len() > 3 && norm.ends_with("n't") {
+            split = Some((norm.len() - 3, TokenKind::Word));
+        } else {
+            for cl in CLITICS {
+                if norm.len() > cl.len() && norm.ends_with(cl) {
+                    let kind = if *cl == "'s" {
+                        TokenKind::Possessive
+                    } else {
+                        TokenKind::Word
+                    };
+                    split = Some((norm.len() - cl.len(), kind));
+                    break;
+                }
+            }
+        }
+        match split {
+            Some((keep, clitic_kind)) => {
+                // `norm` may differ in byte length from the original (the
+                // typographic apostrophe is 3 bytes); count from the end in
+                // characters instead.
+                let clitic_chars = norm[keep..].chars().count();
+                let original = text.get(start..end).unwrap_or("");
+                let cut = original
+                    .char_indices()
+                    .rev()
+                    .nth(clitic_chars - 1)
+                    .map_or(end, |(b, _)| start + b);
+                push(start, cut, TokenKind::Word, &mut tokens);
+                push(cut, end, clitic_kind, &mut tokens);
+            }
+            None => push(start, end, TokenKind::Word, &mut tokens),
+        }
+    }
+    tokens
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norms(text: &str) -> Vec<String> {
+        tokenize(text).into_iter().map(|t| t.norm).collect()
+    }
+
+    #[test]
+    fn splits_clitics_acronyms_and_hyphens() {
+        assert_eq!(
+            norms("Russia’s U.S. allies don't rock-solid US$26.4"),
+            [
+                "russia", "'s", "u.s.", "allies", "do", "n't", "rock", "-", "solid", "us", "$",
+                "26", ".", "4"
+            ]
+        );
+    }
+
+    #[test]
+    fn offsets_slice_the_text() {
+        let text = "“Zürich’s” 北京 can't, U.K.";
+        for t in tokenize(text) {
+            assert!(text.get(t.start..t.end).is_some(), "{t:?}");
+        }
+        let words: Vec<usize> = tokenize("a , b's c").iter().map(|t| t.word).collect();
+        assert_eq!(words, [0, 1, 1, 2, 2]);
+    }
+}
