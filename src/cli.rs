@@ -115,7 +115,11 @@ pub struct ClientArgs {
     #[command(flatten)]
     pub request: RequestArgs,
     /// Server address.
-    #[arg(long, env = "ARTICLE_ANALYZER_CLIENT_ADDR", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        env = "ARTICLE_ANALYZER_CLIENT_ADDR",
+        default_value = "http://127.0.0.1:50051"
+    )]
     pub addr: String,
     /// Request id to send (default: the server makes one up).
     #[arg(long, default_value = "")]
@@ -182,7 +186,10 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
 
 fn print_readable(a: &Analysis) {
     for m in &a.models {
-        println!("model  {} {} ({}, {})", m.name, m.version, m.task, m.backend);
+        println!(
+            "model  {} {} ({}, {})",
+            m.name, m.version, m.task, m.backend
+        );
     }
     println!("\nentities ({} mentions):", a.entities.len());
     for e in &a.groups {

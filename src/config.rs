@@ -72,7 +72,11 @@ pub struct Limits {
     #[arg(long, env = "ARTICLE_ANALYZER_QUEUE", default_value_t = 64)]
     pub queue: usize,
     /// Longest article, in Unicode code points (INVALID_ARGUMENT beyond).
-    #[arg(long, env = "ARTICLE_ANALYZER_MAX_TEXT_CHARS", default_value_t = 1_000_000)]
+    #[arg(
+        long,
+        env = "ARTICLE_ANALYZER_MAX_TEXT_CHARS",
+        default_value_t = 1_000_000
+    )]
     pub max_text_chars: usize,
     /// Largest gRPC message accepted or sent, in bytes.
     #[arg(long, env = "ARTICLE_ANALYZER_MAX_MESSAGE_BYTES", default_value_t = 8 * 1024 * 1024)]
@@ -125,6 +129,11 @@ pub struct LogConfig {
     #[arg(long, env = "ARTICLE_ANALYZER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
     pub log_format: LogFormat,
     /// A tracing filter such as `info` or `article_analyzer=debug`.
-    #[arg(long, env = "ARTICLE_ANALYZER_LOG", default_value = "info", global = true)]
+    #[arg(
+        long,
+        env = "ARTICLE_ANALYZER_LOG",
+        default_value = "info",
+        global = true
+    )]
     pub log: String,
 }

@@ -15,12 +15,13 @@
 //! - [`config`] and [`telemetry`]: settings and logging.
 //! - [`cli`]: the `article-analyzer` command line.
 
-// pub mod backend; (pending language.rs)
-// pub mod cli; (pending)
+pub mod backend;
+pub mod cli;
 pub mod config;
 pub mod pipeline;
 pub mod proto;
 pub mod server;
 pub mod spacy;
+pub mod stance;
 pub mod telemetry;
 pub mod text;

@@ -4,4 +4,5 @@
 tonic::include_proto!("article_analyzer.v1");
 
 /// Encoded descriptors of the API, served through gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("article_analyzer_descriptor");
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    tonic::include_file_descriptor_set!("article_analyzer_descriptor");

@@ -2,6 +2,7 @@
 //!
 //! - [`spacy`]: the embedded default, the native spaCy runtime
 //!   (`en_core_web_sm` 3.8.0) as an [`EntityRecognizer`](crate::pipeline::EntityRecognizer).
+//! - Stance: the explainable lexicon engine of [`crate::stance`].
 
 pub mod spacy;
 
@@ -23,5 +24,7 @@ pub fn load_pipeline(config: &ModelConfig) -> anyhow::Result<Pipeline> {
     }
     let recognizer = spacy::SpacyRecognizer::load(&dir)
         .with_context(|| format!("loading the spaCy pipeline at {}", dir.display()))?;
-    Ok(Pipeline::new(Arc::new(recognizer), None))
+    let stance =
+        crate::stance::LexiconStance::embedded().context("loading the embedded stance lexicons")?;
+    Ok(Pipeline::new(Arc::new(recognizer), Some(Arc::new(stance))))
 }

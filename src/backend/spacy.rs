@@ -2,9 +2,7 @@
 
 use std::path::Path;
 
-use crate::pipeline::{
-    AnalysisError, EntityRecognizer, Mention, ModelInfo, Recognized, Sentence,
-};
+use crate::pipeline::{AnalysisError, EntityRecognizer, Mention, ModelInfo, Recognized, Sentence};
 use crate::spacy::language::Language;
 use crate::spacy::sentencizer;
 use crate::spacy::ModelError;

@@ -31,8 +31,12 @@ pub trait EntityRecognizer: Send + Sync {
 pub trait StanceClassifier: Send + Sync {
     fn model_info(&self) -> ModelInfo;
     /// Stance of `doc` toward `target`, with the evidence for it.
-    fn classify(&self, doc: &Recognized, text: &str, target: &Target)
-        -> Result<Stance, AnalysisError>;
+    fn classify(
+        &self,
+        doc: &Recognized,
+        text: &str,
+        target: &Target,
+    ) -> Result<Stance, AnalysisError>;
 }
 
 /// Default number of automatic stance targets.
@@ -225,7 +229,11 @@ fn select_targets(mode: &StanceMode, entities: &[Entity], text: &str) -> Vec<Tar
                     e.spans.first().map(|s| s.start_byte),
                 )
             });
-            ranked.into_iter().take(n).map(Target::from_entity).collect()
+            ranked
+                .into_iter()
+                .take(n)
+                .map(Target::from_entity)
+                .collect()
         }
     }
 }

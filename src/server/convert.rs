@@ -125,9 +125,8 @@ pub fn options(o: Option<&pb::AnalyzeOptions>) -> Result<p::AnalyzeOptions, Stat
     let stance = match &o.stance {
         None => p::StanceMode::default(),
         Some(s) => {
-            let mode = pb::stance_options::Mode::try_from(s.mode).map_err(|_| {
-                Status::invalid_argument(format!("unknown stance mode {}", s.mode))
-            })?;
+            let mode = pb::stance_options::Mode::try_from(s.mode)
+                .map_err(|_| Status::invalid_argument(format!("unknown stance mode {}", s.mode)))?;
             match mode {
                 pb::stance_options::Mode::Unspecified | pb::stance_options::Mode::Automatic => {
                     if !s.targets.is_empty() {

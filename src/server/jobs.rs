@@ -101,7 +101,10 @@ pub async fn run(
             None => scheduler.workers.clone().acquire_owned().await,
         }
         .map_err(|_| Status::unavailable("server is shutting down"))?;
-        debug!(queue_ms = queued.elapsed().as_secs_f64() * 1e3, "worker acquired");
+        debug!(
+            queue_ms = queued.elapsed().as_secs_f64() * 1e3,
+            "worker acquired"
+        );
 
         let deadline = job.deadline;
         let request_id = job.request_id.clone();
@@ -132,7 +135,9 @@ pub async fn run(
             Ok(r) => r,
             Err(join) => {
                 warn!(%request_id, "analysis worker failed: {join}");
-                Err(Status::internal("the analysis failed inside the model worker"))
+                Err(Status::internal(
+                    "the analysis failed inside the model worker",
+                ))
             }
         }
     }

@@ -5,6 +5,10 @@
 //! port opens at once; health says NOT_SERVING until the models are loaded,
 //! so Kubernetes start-up probes can wait for them.
 
+// tonic's own API passes `Status` by value in `Result`s; boxing it only here
+// would add conversions at every call site for no gain.
+#![allow(clippy::result_large_err)]
+
 pub mod client;
 mod convert;
 mod jobs;
@@ -200,7 +204,11 @@ impl ArticleAnalyzer for Service {
                 let job = match service.job(&pipeline, req, deadline) {
                     Ok(job) => job,
                     Err((id, status)) => {
-                        if out_tx.send(Ok(convert::failed(&id, &status))).await.is_err() {
+                        if out_tx
+                            .send(Ok(convert::failed(&id, &status)))
+                            .await
+                            .is_err()
+                        {
                             break;
                         }
                         continue;
@@ -349,7 +357,10 @@ where
     if let Some(e) = &failure {
         error!("cannot load models: {e:#}");
     }
-    info!(drain_secs = drain.as_secs(), "shutting down: draining in-flight calls");
+    info!(
+        drain_secs = drain.as_secs(),
+        "shutting down: draining in-flight calls"
+    );
     set_health(&shutdown_reporter, ServingStatus::NotServing).await;
     let _ = stop_tx.send(());
     if tokio::time::timeout(drain, &mut server).await.is_err() {
@@ -366,9 +377,8 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing the SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -94,7 +94,16 @@ def main():
                 raise AssertionError("empty text must fail")
             except grpc.RpcError as e:
                 assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
-            print("python client: 4 passed, 0 failed")
+            # grpcurl speaks only reflection v1alpha; it must find the API.
+            listed = subprocess.run(["grpcurl", "-plaintext", f"127.0.0.1:{port}", "list"],
+                                    capture_output=True, text=True, timeout=30)
+            assert listed.returncode == 0, listed.stderr
+            assert "article_analyzer.v1.ArticleAnalyzer" in listed.stdout.split(), listed.stdout
+            described = subprocess.run(["grpcurl", "-plaintext", f"127.0.0.1:{port}", "describe",
+                                        "article_analyzer.v1.ArticleAnalyzer"],
+                                       capture_output=True, text=True, timeout=30)
+            assert "rpc AnalyzeStream" in described.stdout, described.stdout + described.stderr
+            print("python client: 5 passed, 0 failed")
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -1,0 +1,134 @@
+//! The command line, as users and scripts call it: the `analyze` JSON contract
+//! and the `client` JSON lines.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_article-analyzer"));
+    cmd.env("ARTICLE_ANALYZER_MODELS", common::models_dir());
+    cmd
+}
+
+fn analyze_json(args: &[&str], stdin: &str) -> Value {
+    let mut child = bin()
+        .arg("analyze")
+        .args(args)
+        .arg("--json")
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "analyze failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object on stdout")
+}
+
+#[test]
+fn analyze_json_prints_entities_with_text_label_and_both_offsets() {
+    let text = "“Zürich” welcomed Angela Merkel on 12 May 2022.";
+    let v = analyze_json(&[], text);
+    let entities = v["entities"].as_array().expect("entities array");
+    let chars: Vec<char> = text.chars().collect();
+    let mut names = Vec::new();
+    for e in entities {
+        let t = e["text"].as_str().unwrap();
+        let (sc, ec) = (
+            e["start_char"].as_u64().unwrap(),
+            e["end_char"].as_u64().unwrap(),
+        );
+        let (sb, eb) = (
+            e["start_byte"].as_u64().unwrap(),
+            e["end_byte"].as_u64().unwrap(),
+        );
+        assert_eq!(
+            chars[sc as usize..ec as usize].iter().collect::<String>(),
+            t
+        );
+        assert_eq!(&text[sb as usize..eb as usize], t);
+        assert!(e["label"].is_string());
+        names.push((t.to_string(), e["label"].as_str().unwrap().to_string()));
+    }
+    assert!(
+        names.contains(&("Angela Merkel".into(), "PERSON".into())),
+        "{names:?}"
+    );
+    assert!(v["completed"]["token_count"].as_u64().unwrap() > 5);
+    assert_eq!(v["models"][0]["name"], "en_core_web_sm");
+}
+
+#[test]
+fn analyze_reads_a_file_argument() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples/china-russia-friendship.txt");
+    let out = bin()
+        .args(["analyze", "--json", "--no-stance"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let labels: Vec<&str> = v["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        labels.contains(&"China") && labels.contains(&"Russia"),
+        "{labels:?}"
+    );
+    assert!(v["stances"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn analyze_rejects_text_that_is_not_utf8() {
+    let mut child = bin()
+        .args(["analyze", "--json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"caf\xe9 au lait")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not UTF-8"));
+}
+
+#[test]
+fn a_missing_model_directory_is_a_clear_error() {
+    let out = bin()
+        .args(["analyze", "--models", "/nonexistent/models", "--json", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("fetch-models"), "{err}");
+}

@@ -1,0 +1,146 @@
+//! Shared set-up for integration tests: the real model, a real server on an
+//! ephemeral port, and clients for it.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use article_analyzer::config::{Limits, ModelConfig, ServerConfig, DEFAULT_MODEL};
+use article_analyzer::pipeline::Pipeline;
+use article_analyzer::proto::article_analyzer_client::ArticleAnalyzerClient;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+/// The directory holding `en_core_web_sm-3.8.0`, from `ARTICLE_ANALYZER_MODELS`
+/// or the repository's `models/`. Fails (never skips) when it is missing.
+pub fn models_dir() -> PathBuf {
+    let dir = std::env::var_os("ARTICLE_ANALYZER_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"));
+    assert!(
+        dir.join(DEFAULT_MODEL).join("config.cfg").is_file(),
+        "the model is missing at {}; run scripts/fetch-models first",
+        dir.join(DEFAULT_MODEL).display()
+    );
+    dir
+}
+
+pub fn model_config() -> ModelConfig {
+    ModelConfig {
+        models_dir: Some(models_dir()),
+        model: DEFAULT_MODEL.to_string(),
+    }
+}
+
+/// The real pipeline, loaded once per test binary.
+pub fn pipeline() -> Pipeline {
+    static PIPELINE: OnceLock<Pipeline> = OnceLock::new();
+    PIPELINE
+        .get_or_init(|| {
+            article_analyzer::backend::load_pipeline(&model_config()).expect("loading the model")
+        })
+        .clone()
+}
+
+/// The sample article the README demo analyzes.
+pub fn sample_article() -> String {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples/china-russia-friendship.txt");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A server running on 127.0.0.1 with an ephemeral port.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    pub done: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestServer {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .unwrap()
+            .connect()
+            .await
+            .expect("connecting to the test server")
+    }
+
+    pub async fn client(&self) -> ArticleAnalyzerClient<Channel> {
+        ArticleAnalyzerClient::new(self.channel().await)
+    }
+
+    /// Starts the graceful shutdown (as SIGTERM would).
+    pub fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn server_config(limits: Limits) -> ServerConfig {
+    ServerConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        limits,
+        drain_secs: 10,
+    }
+}
+
+/// Starts a server whose models come from `load`.
+pub async fn start_with<L>(limits: Limits, load: L) -> TestServer
+where
+    L: FnOnce() -> anyhow::Result<Pipeline> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(article_analyzer::server::serve(
+        listener,
+        server_config(limits),
+        load,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    TestServer {
+        addr,
+        stop: Some(stop),
+        done,
+    }
+}
+
+/// Starts a server with the real model and waits until it is SERVING.
+pub async fn start(limits: Limits) -> TestServer {
+    let server = start_with(limits, || Ok(pipeline())).await;
+    wait_serving(&server).await;
+    server
+}
+
+pub async fn health_status(server: &TestServer, service: &str) -> i32 {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    let mut health = HealthClient::new(server.channel().await);
+    health
+        .check(HealthCheckRequest {
+            service: service.to_string(),
+        })
+        .await
+        .expect("health check")
+        .into_inner()
+        .status
+}
+
+pub async fn wait_serving(server: &TestServer) {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    for _ in 0..600 {
+        if health_status(server, "").await == ServingStatus::Serving as i32 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("server did not become SERVING within 30 s");
+}
