@@ -202,10 +202,42 @@ async fn analyze_streams_started_sentences_entities_stances_completed_in_order()
             "{text}/{label} not in {mentions:?}"
         );
     }
+    // One stance per automatic target, aliases merged (Moscow is Russia),
+    // each with evidence that slices the text.
+    let stances: Vec<&pb::Stance> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Some(Event::Stance(s)) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let label_of = |target: &str| {
+        stances
+            .iter()
+            .find(|s| s.target == target)
+            .map(|s| pb::StanceLabel::try_from(s.label).unwrap())
+    };
+    assert_eq!(label_of("China"), Some(pb::StanceLabel::Favor));
+    assert_eq!(label_of("Russia"), Some(pb::StanceLabel::Favor));
+    assert_eq!(label_of("United States"), Some(pb::StanceLabel::Against));
+    assert_eq!(label_of("Moscow"), None, "Moscow is merged into Russia");
+    for s in &stances {
+        assert!(!s.evidence.is_empty(), "{} has no evidence", s.target);
+        assert!((s.favor + s.against + s.neutral - 1.0).abs() < 1e-4);
+        for e in &s.evidence {
+            let span = e.span.unwrap();
+            assert_eq!(
+                &text[span.start_byte as usize..span.end_byte as usize],
+                e.text
+            );
+        }
+    }
+
     let Some(Event::Completed(done)) = &events.last().unwrap().event else {
         unreachable!()
     };
     assert_eq!(done.mention_count as usize, mentions.len());
+    assert_eq!(done.stance_count as usize, stances.len());
     assert!(done.token_count > 1000);
     assert!(done.timings.iter().any(|t| t.stage == "ner"));
 }
@@ -474,7 +506,7 @@ async fn a_full_queue_fails_fast_with_resource_exhausted() {
     })
     .await;
     let mut client = server.client().await;
-    let text = common::sample_article();
+    let text = common::long_article();
     let held = client.analyze(request("slow-reader", &text)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let err = client
@@ -512,7 +544,7 @@ async fn a_caller_that_goes_away_frees_its_slot() {
     .await;
     let mut client = server.client().await;
     let held = client
-        .analyze(request("vanishing", &common::sample_article()))
+        .analyze(request("vanishing", &common::long_article()))
         .await
         .unwrap();
     drop(held);
@@ -540,7 +572,7 @@ async fn graceful_shutdown_finishes_calls_in_flight() {
     .await;
     let mut client = server.client().await;
     let mut stream = client
-        .analyze(request("inflight", &common::sample_article()))
+        .analyze(request("inflight", &common::long_article()))
         .await
         .unwrap()
         .into_inner();
@@ -576,7 +608,7 @@ async fn an_expired_deadline_gives_deadline_exceeded() {
     let mut client = server.client().await;
     // Occupy the only worker with a caller that does not read.
     let _held = client
-        .analyze(request("busy", &common::sample_article()))
+        .analyze(request("busy", &common::long_article()))
         .await
         .unwrap();
     let mut req = tonic::Request::new(request("late", "Hi Bob."));

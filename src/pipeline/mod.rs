@@ -37,6 +37,14 @@ pub trait StanceClassifier: Send + Sync {
         text: &str,
         target: &Target,
     ) -> Result<Stance, AnalysisError>;
+
+    /// The real-world target a mention names, when the classifier knows
+    /// more than the recognizer ("Washington", "US" and "American" all name
+    /// the United States). Automatic target selection merges entities that
+    /// resolve to the same name.
+    fn canonical_name(&self, _mention: &str) -> Option<String> {
+        None
+    }
 }
 
 /// Default number of automatic stance targets.
@@ -161,7 +169,8 @@ impl Pipeline {
         let t = Instant::now();
         let mut stance_count = 0;
         if let Some(classifier) = &self.stance {
-            for target in select_targets(&options.stance, &entities, text) {
+            let resolve = |m: &str| classifier.canonical_name(m);
+            for target in select_targets(&options.stance, &entities, text, &resolve) {
                 let stance = classifier.classify(&doc, text, &target)?;
                 stance_count += 1;
                 emit(sink, Event::Stance(stance))?;
@@ -205,7 +214,12 @@ fn emit(sink: &mut dyn FnMut(Event) -> ControlFlow<()>, event: Event) -> Result<
 }
 
 /// The targets to classify: the caller's, or the most salient entities.
-fn select_targets(mode: &StanceMode, entities: &[Entity], text: &str) -> Vec<Target> {
+fn select_targets(
+    mode: &StanceMode,
+    entities: &[Entity],
+    text: &str,
+    resolve: &dyn Fn(&str) -> Option<String>,
+) -> Vec<Target> {
     match mode {
         StanceMode::Disabled => Vec::new(),
         StanceMode::Explicit(names) => names
@@ -218,22 +232,98 @@ fn select_targets(mode: &StanceMode, entities: &[Entity], text: &str) -> Vec<Tar
             } else {
                 *max_targets
             };
-            let mut ranked: Vec<&Entity> = entities
+            // Merge entities that name the same real-world target, keeping
+            // the order of first mention.
+            let mut targets: Vec<Target> = Vec::new();
+            for entity in entities
                 .iter()
                 .filter(|e| STANCE_WORTHY_LABELS.contains(&e.label.as_str()))
-                .collect();
-            // Most mentioned first; earlier first mention breaks ties.
-            ranked.sort_by_key(|e| {
+            {
+                let name = resolve(&entity.canonical_text)
+                    .or_else(|| entity.texts.iter().find_map(|t| resolve(t)));
+                let target = Target::from_entity(entity);
+                match name {
+                    Some(name) => match targets.iter_mut().find(|t| t.name == name) {
+                        Some(existing) => existing.merge(target),
+                        None => targets.push(Target { name, ..target }),
+                    },
+                    None => targets.push(target),
+                }
+            }
+            // Most mentioned first; the earlier first mention breaks ties.
+            targets.sort_by_key(|t| {
                 (
-                    std::cmp::Reverse(e.spans.len()),
-                    e.spans.first().map(|s| s.start_byte),
+                    std::cmp::Reverse(t.spans.len()),
+                    t.spans.first().map(|s| s.start_byte),
                 )
             });
-            ranked
-                .into_iter()
-                .take(n)
-                .map(Target::from_entity)
-                .collect()
+            targets.truncate(n);
+            targets
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::TextSpan;
+
+    fn entity(text: &str, label: &str, at: usize, count: usize) -> Entity {
+        let spans = (0..count)
+            .map(|k| TextSpan {
+                start_char: at + 100 * k,
+                end_char: at + 100 * k + text.len(),
+                start_byte: at + 100 * k,
+                end_byte: at + 100 * k + text.len(),
+            })
+            .collect();
+        Entity {
+            canonical_text: text.into(),
+            label: label.into(),
+            mention_count: count,
+            texts: vec![text.into(); count],
+            spans,
+        }
+    }
+
+    #[test]
+    fn automatic_targets_merge_aliases_and_rank_by_mentions() {
+        let entities = [
+            entity("Russia", "GPE", 0, 2),
+            entity("Moscow", "GPE", 10, 2),
+            entity("Bob", "PERSON", 20, 3),
+            entity("2022", "DATE", 30, 9),
+        ];
+        let resolve = |m: &str| match m {
+            "Russia" | "Moscow" => Some("Russia".to_string()),
+            _ => None,
+        };
+        let targets = select_targets(
+            &StanceMode::Automatic { max_targets: 0 },
+            &entities,
+            "",
+            &resolve,
+        );
+        let names: Vec<(&str, usize)> = targets
+            .iter()
+            .map(|t| (t.name.as_str(), t.spans.len()))
+            .collect();
+        // Dates are not stance targets; Russia + Moscow outrank Bob.
+        assert_eq!(names, [("Russia", 4), ("Bob", 3)]);
+    }
+
+    #[test]
+    fn automatic_targets_respect_the_limit() {
+        let entities: Vec<Entity> = (0..10)
+            .map(|i| entity(&format!("Org{i}"), "ORG", i * 7, 1))
+            .collect();
+        let targets = select_targets(
+            &StanceMode::Automatic { max_targets: 3 },
+            &entities,
+            "",
+            &|_| None,
+        );
+        assert_eq!(targets.len(), 3);
+        assert_eq!(targets[0].name, "Org0");
     }
 }

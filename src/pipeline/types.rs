@@ -84,6 +84,16 @@ impl Target {
         }
     }
 
+    /// Adds another entity's mentions to this target.
+    pub fn merge(&mut self, other: Target) {
+        self.aliases.extend(other.aliases);
+        self.aliases.sort();
+        self.aliases.dedup();
+        self.spans.extend(other.spans);
+        self.spans.sort();
+        self.spans.dedup();
+    }
+
     /// A caller-given target: it is mentioned wherever an entity with a
     /// matching mention is, and wherever the string itself occurs.
     pub fn explicit(name: &str, entities: &[Entity], text: &str) -> Target {

@@ -142,6 +142,37 @@ pub(crate) struct Lexicon {
     pub vader: HashMap<String, f32>,
 }
 
+impl Lexicon {
+    /// The gazetteer entity a mention names, by any of its forms: exact case
+    /// for forms without a lowercase letter ("US"), any case otherwise. A
+    /// possessive or a leading "the" is ignored ("the Kremlin's").
+    pub fn canonical_name(&self, mention: &str) -> Option<String> {
+        let mut m = mention.trim();
+        for possessive in ["'s", "’s", "'", "’"] {
+            if let Some(stripped) = m.strip_suffix(possessive) {
+                m = stripped.trim_end();
+                break;
+            }
+        }
+        if let Some(rest) = m.strip_prefix("the ").or_else(|| m.strip_prefix("The ")) {
+            m = rest.trim_start();
+        }
+        let lower = m.to_lowercase();
+        self.gazetteer
+            .iter()
+            .find(|entry| {
+                entry.forms.iter().any(|(form, _)| {
+                    if form.chars().any(char::is_lowercase) {
+                        form.to_lowercase() == lower
+                    } else {
+                        form == m
+                    }
+                })
+            })
+            .map(|entry| entry.canonical.clone())
+    }
+}
+
 /// The data lines of a file: (line number from 1, text), without comments
 /// and blank lines.
 fn data_lines(content: &str) -> impl Iterator<Item = (usize, &str)> {

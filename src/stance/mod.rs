@@ -163,6 +163,10 @@ impl StanceClassifier for LexiconStance {
     ) -> Result<Stance, AnalysisError> {
         Ok(self.stance(doc, text, target))
     }
+
+    fn canonical_name(&self, mention: &str) -> Option<String> {
+        self.lexicon.canonical_name(mention)
+    }
 }
 
 /// FAVOR, AGAINST and NEUTRAL from logits `s`, `-s` and `margin`.

@@ -50,6 +50,13 @@ pub fn sample_article() -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// An article long enough that its events overflow every transport buffer
+/// (HTTP/2 windows and hyper's send buffer), so a caller that does not read
+/// really keeps its analysis waiting.
+pub fn long_article() -> String {
+    sample_article().repeat(40)
+}
+
 /// A server running on 127.0.0.1 with an ephemeral port.
 pub struct TestServer {
     pub addr: SocketAddr,
