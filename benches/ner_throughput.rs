@@ -8,7 +8,14 @@
 //! Prints `native_tokens_per_s=<x>` lines that the script parses, measuring:
 //! * `end_to_end`: `Language::process_batch` (tokenizer + features + NER),
 //!   the same work as Python's `nlp.pipe` with only the NER enabled;
-//! * `ner_only`: features + NER on pre-tokenized texts.
+//! * `ner_only`: features + NER on pre-tokenized texts;
+//! * `tagger_parser`: `Language::load_with(.., Components::TAGGER_PARSER)`
+//!   → `process_batch` (tokenizer + shared tok2vec + tagger + parser + NER
+//!   constrained by the parser's sentences), the same work as Python's
+//!   `nlp.pipe` with `tok2vec, tagger, parser, ner`;
+//! * `full_pipeline`: `Components::FULL` (also attribute_ruler and
+//!   lemmatizer), the same work as Python's `nlp.pipe` with every component
+//!   of the package (`senter` is disabled there).
 //!
 //! Environment: `ARTICLE_ANALYZER_MODELS`, `ARTICLE_ANALYZER_GOLDEN`,
 //! `BENCH_SECONDS` (default 5), `BENCH_BATCH` (texts per batch, default 256
@@ -17,7 +24,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use article_analyzer::spacy::language::Language;
+use article_analyzer::spacy::language::{Components, Language};
 
 fn env_path(var: &str, default: PathBuf) -> PathBuf {
     std::env::var_os(var).map(PathBuf::from).unwrap_or(default)
@@ -104,4 +111,19 @@ fn main() {
     run("ner_only", &|t, k| {
         std::hint::black_box(lang.ner_tokens_batch(t, k, None));
     });
+    for (what, components) in [
+        ("tagger_parser", Components::TAGGER_PARSER),
+        ("full_pipeline", Components::FULL),
+    ] {
+        let lang = match Language::load_with(&model, components) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("ner_throughput: {e}");
+                std::process::exit(1);
+            }
+        };
+        run(what, &|t, _| {
+            std::hint::black_box(lang.process_batch(t));
+        });
+    }
 }

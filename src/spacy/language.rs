@@ -1,5 +1,7 @@
-//! A loaded spaCy pipeline reduced to what entity recognition needs:
-//! tokenizer, vocabulary (lexeme norms) and the NER component.
+//! A loaded spaCy pipeline: tokenizer, vocabulary (lexeme norms), the NER
+//! component and, when asked for with [`Components`], the shared `tok2vec`,
+//! the `tagger` and the dependency `parser` (whose sentence boundaries then
+//! constrain NER exactly as in spaCy's full pipeline).
 //!
 //! `config.cfg` is checked for every architecture setting the native code
 //! hard-wires (widths, depth, window, feature columns, transition system), so
@@ -8,13 +10,19 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use super::attribute_ruler::{AttributeRuler, TokenAttrs};
 use super::doc::Token;
 use super::error::ModelError;
+use super::lemmatizer::Lemmatizer;
 use super::ner::{Entity, Ner, NerInput};
+use super::parser::{Parse, Parser, ParserInput};
+use super::tagger::Tagger;
+use super::tok2vec::Tok2Vec;
 use super::tokenizer::Tokenizer;
 use super::unicode::py_str_isspace;
-use super::vocab::{FeatureRow, Vocab};
+use super::vocab::{py_lower, FeatureRow, Vocab};
 
 /// What the pipeline says about itself (`meta.json`, `ner/moves`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,20 +37,105 @@ pub struct Meta {
     pub ner_labels: Vec<String>,
 }
 
-/// A processed text: its tokens and entities (token spans).
+/// A processed text: its tokens and entities (token spans), and the
+/// annotations of the optional components (`None` when not loaded).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Doc {
     pub tokens: Vec<Token>,
     pub ents: Vec<Entity>,
+    /// Fine-grained tag per token (`token.tag_`), with the tagger.
+    pub tags: Option<Vec<Arc<str>>>,
+    /// Absolute head index per token (a root is its own head), with the
+    /// parser.
+    pub heads: Option<Vec<usize>>,
+    /// Dependency label per token (`token.dep_`), with the parser.
+    pub deps: Option<Vec<Arc<str>>>,
+    /// `token.is_sent_start` per token as the parser sets it, with the
+    /// parser (token 0 is always a start).
+    pub sent_starts: Option<Vec<bool>>,
+    /// Universal POS per token (`token.pos_`, empty when no rule set it),
+    /// with the attribute ruler.
+    pub pos: Option<Vec<Arc<str>>>,
+    /// Lemma per token (`token.lemma_`), with the lemmatizer.
+    pub lemmas: Option<Vec<Arc<str>>>,
 }
 
-/// Tokenizer + vocab + NER of one spaCy pipeline directory.
+impl Doc {
+    /// Sentences as token ranges `[start, end)`, from `sent_starts`; `None`
+    /// without the parser.
+    pub fn sents(&self) -> Option<Vec<(usize, usize)>> {
+        let starts = self.sent_starts.as_ref()?;
+        let mut out = Vec::new();
+        let mut start = 0;
+        for (i, &s) in starts.iter().enumerate().skip(1) {
+            if s {
+                out.push((start, i));
+                start = i;
+            }
+        }
+        if start < starts.len() {
+            out.push((start, starts.len()));
+        }
+        Some(out)
+    }
+}
+
+/// Which optional components to load and run. NER always runs; the shared
+/// `tok2vec` is loaded when the tagger or the parser is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Components {
+    /// The `tagger` (fills `Doc::tags`).
+    pub tagger: bool,
+    /// The dependency `parser` (fills `Doc::heads`, `deps`, `sent_starts`;
+    /// NER then respects its sentence boundaries, as `nlp(text)` does).
+    pub parser: bool,
+    /// The `attribute_ruler` (fills `Doc::pos`; may also adjust tags and
+    /// deps, as in spaCy). Needs the tagger and the parser.
+    pub attribute_ruler: bool,
+    /// The rule `lemmatizer` (fills `Doc::lemmas`). Needs the attribute
+    /// ruler.
+    pub lemmatizer: bool,
+}
+
+impl Components {
+    /// Tokenizer + NER only (what [`Language::load`] gives).
+    pub const NER_ONLY: Components = Components {
+        tagger: false,
+        parser: false,
+        attribute_ruler: false,
+        lemmatizer: false,
+    };
+    /// Tagger + parser + NER: the components that need the networks
+    /// (tags, heads, deps, sentences, entities of `nlp(text)`).
+    pub const TAGGER_PARSER: Components = Components {
+        tagger: true,
+        parser: true,
+        attribute_ruler: false,
+        lemmatizer: false,
+    };
+    /// Every component of `en_core_web_sm` (senter is disabled there):
+    /// tok2vec, tagger, parser, attribute_ruler, lemmatizer, NER.
+    pub const FULL: Components = Components {
+        tagger: true,
+        parser: true,
+        attribute_ruler: true,
+        lemmatizer: true,
+    };
+}
+
+/// Tokenizer + vocab + NER (+ optional tok2vec, tagger, parser) of one spaCy
+/// pipeline directory.
 #[derive(Debug)]
 pub struct Language {
     meta: Meta,
     tokenizer: Tokenizer,
     vocab: Vocab,
     ner: Ner,
+    tok2vec: Option<Tok2Vec>,
+    tagger: Option<Tagger>,
+    parser: Option<Parser>,
+    attribute_ruler: Option<AttributeRuler>,
+    lemmatizer: Option<Lemmatizer>,
 }
 
 /// A `config.cfg` read as section -> key -> raw value (no interpolation;
@@ -129,7 +222,71 @@ fn validate_config(cfg: &Config) -> Result<(), ModelError> {
     Ok(())
 }
 
-/// `ner/cfg` must ask for greedy decoding; the beam search is not ported.
+/// Checks the settings that the shared tok2vec, the tagger and the parser
+/// rely on (only for the components that are loaded).
+fn validate_full_config(cfg: &Config, components: Components) -> Result<(), ModelError> {
+    if !(components.tagger || components.parser) {
+        return Ok(());
+    }
+    let t2v = "components.tok2vec";
+    let embed = "components.tok2vec.model.embed";
+    let encode = "components.tok2vec.model.encode";
+    cfg.expect(t2v, "factory", "\"tok2vec\"")?;
+    cfg.expect(
+        &format!("{t2v}.model"),
+        "@architectures",
+        "\"spacy.Tok2Vec.v2\"",
+    )?;
+    cfg.expect(embed, "@architectures", "\"spacy.MultiHashEmbed.v2\"")?;
+    cfg.expect(
+        embed,
+        "attrs",
+        "[\"NORM\",\"PREFIX\",\"SUFFIX\",\"SHAPE\",\"SPACY\",\"IS_SPACE\"]",
+    )?;
+    cfg.expect(embed, "include_static_vectors", "false")?;
+    cfg.expect(encode, "@architectures", "\"spacy.MaxoutWindowEncoder.v2\"")?;
+    cfg.expect(encode, "width", "96")?;
+    cfg.expect(encode, "depth", "4")?;
+    cfg.expect(encode, "window_size", "1")?;
+    cfg.expect(encode, "maxout_pieces", "3")?;
+    if components.tagger {
+        cfg.expect("components.tagger", "factory", "\"tagger\"")?;
+        cfg.expect(
+            "components.tagger.model",
+            "@architectures",
+            "\"spacy.Tagger.v2\"",
+        )?;
+        cfg.expect(
+            "components.tagger.model.tok2vec",
+            "@architectures",
+            "\"spacy.Tok2VecListener.v1\"",
+        )?;
+        cfg.expect("components.tagger.model.tok2vec", "upstream", "\"tok2vec\"")?;
+    }
+    if components.parser {
+        let model = "components.parser.model";
+        cfg.expect("components.parser", "factory", "\"parser\"")?;
+        cfg.expect("components.parser", "learn_tokens", "false")?;
+        cfg.expect(
+            model,
+            "@architectures",
+            "\"spacy.TransitionBasedParser.v2\"",
+        )?;
+        cfg.expect(model, "state_type", "\"parser\"")?;
+        cfg.expect(model, "extra_state_tokens", "false")?;
+        cfg.expect(model, "use_upper", "true")?;
+        cfg.expect(
+            "components.parser.model.tok2vec",
+            "@architectures",
+            "\"spacy.Tok2VecListener.v1\"",
+        )?;
+        cfg.expect("components.parser.model.tok2vec", "upstream", "\"tok2vec\"")?;
+    }
+    Ok(())
+}
+
+/// `<component>/cfg` must ask for greedy decoding; the beam search is not
+/// ported.
 fn validate_ner_cfg(path: &Path) -> Result<(), ModelError> {
     let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
     let v: serde_json::Value = serde_json::from_str(&text)
@@ -179,21 +336,123 @@ fn read_meta(dir: &Path, ner: &Ner) -> Result<Meta, ModelError> {
 }
 
 impl Language {
-    /// Loads the pipeline in `dir` (e.g. `models/en_core_web_sm-3.8.0`).
+    /// Loads tokenizer + NER of the pipeline in `dir` (e.g.
+    /// `models/en_core_web_sm-3.8.0`); same as
+    /// `load_with(dir, Components::NER_ONLY)`.
     pub fn load(dir: &Path) -> Result<Language, ModelError> {
+        Self::load_with(dir, Components::NER_ONLY)
+    }
+
+    /// Loads the pipeline in `dir` with the optional `components`. A caller
+    /// that only needs entities does not pay for the tagger or the parser.
+    pub fn load_with(dir: &Path, components: Components) -> Result<Language, ModelError> {
         let cfg = Config::load(&dir.join("config.cfg"))?;
         validate_config(&cfg)?;
+        validate_full_config(&cfg, components)?;
         validate_ner_cfg(&dir.join("ner").join("cfg"))?;
         let tokenizer = Tokenizer::load(&dir.join("tokenizer"))?;
         let vocab = Vocab::load(&dir.join("vocab"))?;
         let ner = Ner::load(&dir.join("ner"))?;
         let meta = read_meta(dir, &ner)?;
+        let tok2vec = if components.tagger || components.parser {
+            let model = super::thinc::ThincModel::load(&dir.join("tok2vec").join("model"))?;
+            let t2v = Tok2Vec::from_thinc(&model)?;
+            if t2v.n_columns() != 6 || t2v.has_projection() {
+                return Err(model.error(format!(
+                    "the shared tok2vec must have 6 feature columns and no projection, found {}",
+                    t2v.n_columns()
+                )));
+            }
+            Some(t2v)
+        } else {
+            None
+        };
+        let width = tok2vec.as_ref().map_or(0, Tok2Vec::output_width);
+        let tagger = if components.tagger {
+            Some(Tagger::load(&dir.join("tagger"), width)?)
+        } else {
+            None
+        };
+        let parser = if components.parser {
+            validate_ner_cfg(&dir.join("parser").join("cfg"))?;
+            Some(Parser::load(&dir.join("parser"), width)?)
+        } else {
+            None
+        };
+        let cfg_err = |what: &str| ModelError::format(&cfg.path, what.to_owned());
+        let attribute_ruler = if components.attribute_ruler {
+            if !(components.tagger && components.parser) {
+                return Err(cfg_err(
+                    "the attribute_ruler needs the tagger and the parser (its patterns test TAG and DEP)",
+                ));
+            }
+            cfg.expect(
+                "components.attribute_ruler",
+                "factory",
+                "\"attribute_ruler\"",
+            )?;
+            Some(AttributeRuler::load(&dir.join("attribute_ruler"))?)
+        } else {
+            None
+        };
+        let lemmatizer = if components.lemmatizer {
+            if !components.attribute_ruler {
+                return Err(cfg_err(
+                    "the lemmatizer needs the attribute_ruler (POS, MORPH)",
+                ));
+            }
+            cfg.expect("components.lemmatizer", "factory", "\"lemmatizer\"")?;
+            cfg.expect("components.lemmatizer", "mode", "\"rule\"")?;
+            cfg.expect("components.lemmatizer", "overwrite", "false")?;
+            Some(Lemmatizer::load(&dir.join("lemmatizer"))?)
+        } else {
+            None
+        };
         Ok(Language {
             meta,
             tokenizer,
             vocab,
             ner,
+            tok2vec,
+            tagger,
+            parser,
+            attribute_ruler,
+            lemmatizer,
         })
+    }
+
+    /// The components that run, in pipeline order (e.g. `["tok2vec",
+    /// "tagger", "parser", "ner"]`; the tokenizer is not listed, as in
+    /// spaCy's `pipe_names`).
+    pub fn components(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.tok2vec.is_some() {
+            out.push("tok2vec");
+        }
+        if self.tagger.is_some() {
+            out.push("tagger");
+        }
+        if self.parser.is_some() {
+            out.push("parser");
+        }
+        if self.attribute_ruler.is_some() {
+            out.push("attribute_ruler");
+        }
+        if self.lemmatizer.is_some() {
+            out.push("lemmatizer");
+        }
+        out.push("ner");
+        out
+    }
+
+    /// The tagger, when loaded.
+    pub fn tagger(&self) -> Option<&Tagger> {
+        self.tagger.as_ref()
+    }
+
+    /// The parser, when loaded.
+    pub fn parser(&self) -> Option<&Parser> {
+        self.parser.as_ref()
     }
 
     pub fn meta(&self) -> &Meta {
@@ -222,29 +481,106 @@ impl Language {
     /// text at a time for short texts.
     pub fn process_batch(&self, texts: &[&str]) -> Vec<Doc> {
         let tokens: Vec<Vec<Token>> = texts.iter().map(|t| self.tokenizer.tokenize(t)).collect();
-        let ents = self.ner_tokens_batch(texts, &tokens, None);
-        tokens
-            .into_iter()
-            .zip(ents)
-            .map(|(tokens, ents)| Doc { tokens, ents })
-            .collect()
+        self.process_tokens_batch(texts, tokens)
     }
 
-    /// NER over already tokenized texts. `sent_starts[i]`, when given, marks
-    /// sentence starts of text `i` (from a parser); entities then never cross
-    /// them, as in spaCy's full pipeline.
-    pub fn ner_tokens_batch(
-        &self,
-        texts: &[&str],
-        tokens: &[Vec<Token>],
-        sent_starts: Option<&[Vec<bool>]>,
-    ) -> Vec<Vec<Entity>> {
-        let rows: Vec<Vec<FeatureRow>> = texts
+    /// Runs every loaded component over already tokenized texts.
+    pub fn process_tokens_batch(&self, texts: &[&str], tokens: Vec<Vec<Token>>) -> Vec<Doc> {
+        let rows = self.feature_rows(texts, &tokens);
+        let spaces = Self::is_space(texts, &tokens);
+        let (tags, parses) = self.run_shared(&tokens, &rows, &spaces);
+        let sent_starts: Option<Vec<Vec<bool>>> = parses
+            .as_ref()
+            .map(|p| p.iter().map(|p| p.sent_starts.clone()).collect());
+        let ents = self.run_ner(&rows, &spaces, sent_starts.as_deref());
+        let mut tags = tags.map(Vec::into_iter);
+        let mut parses = parses.map(Vec::into_iter);
+        let mut docs: Vec<Doc> = tokens
+            .into_iter()
+            .zip(ents)
+            .map(|(tokens, ents)| {
+                let tags = tags.as_mut().and_then(Iterator::next);
+                let parse = parses.as_mut().and_then(Iterator::next);
+                let (heads, deps, sent_starts) = match parse {
+                    Some(p) => (Some(p.heads), Some(p.deps), Some(p.sent_starts)),
+                    None => (None, None, None),
+                };
+                Doc {
+                    tokens,
+                    ents,
+                    tags,
+                    heads,
+                    deps,
+                    sent_starts,
+                    pos: None,
+                    lemmas: None,
+                }
+            })
+            .collect();
+        if let Some(ruler) = &self.attribute_ruler {
+            for ((doc, text), sp) in docs.iter_mut().zip(texts).zip(&spaces) {
+                self.run_rules(ruler, doc, text, sp);
+            }
+        }
+        docs
+    }
+
+    /// attribute_ruler (+ lemmatizer) on one doc that has tags and deps.
+    fn run_rules(&self, ruler: &AttributeRuler, doc: &mut Doc, text: &str, spaces: &[bool]) {
+        let (Some(tags), Some(deps)) = (doc.tags.as_mut(), doc.deps.as_mut()) else {
+            return;
+        };
+        let empty: Arc<str> = Arc::from("");
+        let mut attrs: Vec<TokenAttrs> = doc
+            .tokens
+            .iter()
+            .zip(tags.iter())
+            .zip(deps.iter())
+            .zip(spaces)
+            .map(|(((t, tag), dep), &is_space)| TokenAttrs {
+                tag: tag.clone(),
+                lower: py_lower(text.get(t.start..t.end).unwrap_or("")).into_owned(),
+                dep: dep.clone(),
+                is_space,
+                pos: empty.clone(),
+                morph: empty.clone(),
+                lemma: None,
+            })
+            .collect();
+        ruler.apply(&mut attrs);
+        for ((a, tag), dep) in attrs.iter().zip(tags.iter_mut()).zip(deps.iter_mut()) {
+            *tag = a.tag.clone();
+            *dep = a.dep.clone();
+        }
+        doc.pos = Some(attrs.iter().map(|a| a.pos.clone()).collect());
+        if let Some(lem) = &self.lemmatizer {
+            doc.lemmas = Some(
+                attrs
+                    .iter()
+                    .zip(&doc.tokens)
+                    .map(|(a, t)| match &a.lemma {
+                        Some(l) => l.clone(),
+                        None => Arc::from(lem.lemmatize(
+                            text.get(t.start..t.end).unwrap_or(""),
+                            &a.pos,
+                            &a.morph,
+                        )),
+                    })
+                    .collect(),
+            );
+        }
+    }
+
+    fn feature_rows(&self, texts: &[&str], tokens: &[Vec<Token>]) -> Vec<Vec<FeatureRow>> {
+        texts
             .iter()
             .zip(tokens)
             .map(|(text, toks)| self.vocab.feature_rows(text, toks))
-            .collect();
-        let spaces: Vec<Vec<bool>> = texts
+            .collect()
+    }
+
+    fn is_space(texts: &[&str], tokens: &[Vec<Token>]) -> Vec<Vec<bool>> {
+        texts
             .iter()
             .zip(tokens)
             .map(|(text, toks)| {
@@ -252,10 +588,76 @@ impl Language {
                     .map(|t| py_str_isspace(text.get(t.start..t.end).unwrap_or("")))
                     .collect()
             })
+            .collect()
+    }
+
+    /// The shared tok2vec and its listeners (tagger, parser), if loaded.
+    #[allow(clippy::type_complexity)]
+    fn run_shared(
+        &self,
+        tokens: &[Vec<Token>],
+        rows: &[Vec<FeatureRow>],
+        spaces: &[Vec<bool>],
+    ) -> (Option<Vec<Vec<Arc<str>>>>, Option<Vec<Parse>>) {
+        let Some(t2v) = &self.tok2vec else {
+            return (None, None);
+        };
+        // doc.to_array([NORM, PREFIX, SUFFIX, SHAPE, SPACY, IS_SPACE]).
+        let ids: Vec<Vec<u64>> = tokens
+            .iter()
+            .zip(rows)
+            .zip(spaces)
+            .map(|((toks, rows), sp)| {
+                let mut v = Vec::with_capacity(toks.len() * 6);
+                for ((t, r), &s) in toks.iter().zip(rows).zip(sp) {
+                    v.extend_from_slice(r);
+                    v.push(u64::from(t.whitespace));
+                    v.push(u64::from(s));
+                }
+                v
+            })
             .collect();
+        let id_refs: Vec<&[u64]> = ids.iter().map(Vec::as_slice).collect();
+        let tokvecs = t2v.forward_batch(&id_refs, None);
+        let width = t2v.output_width();
+        let total: usize = tokens.iter().map(Vec::len).sum();
+        let tags = self.tagger.as_ref().map(|tagger| {
+            let classes = tagger.predict(total, &tokvecs);
+            let mut it = classes.into_iter();
+            tokens
+                .iter()
+                .map(|toks| {
+                    it.by_ref()
+                        .take(toks.len())
+                        .map(|c| tagger.labels()[c].clone())
+                        .collect()
+                })
+                .collect()
+        });
+        let parses = self.parser.as_ref().map(|parser| {
+            let mut inputs = Vec::with_capacity(tokens.len());
+            let mut off = 0;
+            for (toks, sp) in tokens.iter().zip(spaces) {
+                inputs.push(ParserInput {
+                    tokvecs: &tokvecs[off * width..(off + toks.len()) * width],
+                    is_space: sp,
+                });
+                off += toks.len();
+            }
+            parser.predict(&inputs)
+        });
+        (tags, parses)
+    }
+
+    fn run_ner(
+        &self,
+        rows: &[Vec<FeatureRow>],
+        spaces: &[Vec<bool>],
+        sent_starts: Option<&[Vec<bool>]>,
+    ) -> Vec<Vec<Entity>> {
         let inputs: Vec<NerInput<'_>> = rows
             .iter()
-            .zip(&spaces)
+            .zip(spaces)
             .enumerate()
             .map(|(i, (rows, is_space))| NerInput {
                 rows,
@@ -264,5 +666,20 @@ impl Language {
             })
             .collect();
         self.ner.predict(&inputs)
+    }
+
+    /// NER over already tokenized texts. `sent_starts[i]`, when given, marks
+    /// sentence starts of text `i` (from a parser); entities then never cross
+    /// them, as in spaCy's full pipeline. (This runs NER only, whatever
+    /// components are loaded.)
+    pub fn ner_tokens_batch(
+        &self,
+        texts: &[&str],
+        tokens: &[Vec<Token>],
+        sent_starts: Option<&[Vec<bool>]>,
+    ) -> Vec<Vec<Entity>> {
+        let rows = self.feature_rows(texts, tokens);
+        let spaces = Self::is_space(texts, tokens);
+        self.run_ner(&rows, &spaces, sent_starts)
     }
 }

@@ -5,17 +5,28 @@
 //! tokens, the same lexical features, the same network arithmetic in `f32`
 //! and the same greedy transition decoding, so the entities are identical.
 //! Python is used only as a test oracle (`tests/parity/`).
+//!
+//! Components: tokenizer, NER (always); optionally ([`language::Components`])
+//! the shared tok2vec with the tagger and the arc-eager dependency parser
+//! (whose sentence starts then constrain NER, as in `nlp(text)`), the
+//! attribute ruler (POS) and the rule lemmatizer. NER and the parser share
+//! the transition-network code in [`transition`].
 
+pub mod attribute_ruler;
 pub mod doc;
 pub mod error;
 pub mod hash;
 pub mod language;
+pub mod lemmatizer;
 pub mod ner;
+pub mod parser;
 pub mod sentencizer;
 pub mod symbols;
+pub mod tagger;
 pub mod thinc;
 pub mod tok2vec;
 pub mod tokenizer;
+pub mod transition;
 pub mod unicode;
 pub mod vocab;
 

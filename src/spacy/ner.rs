@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use super::error::ModelError;
 use super::thinc::ThincModel;
-use super::tok2vec::{gemm_abt, Linear, Tok2Vec};
+use super::tok2vec::Tok2Vec;
+use super::transition::{arg_max_if_valid, moves_from_bytes, Scratch, StateNet};
 use super::vocab::FeatureRow;
 
 /// Number of state features of the NER state (`nF`): `b0`, the start of the
@@ -87,72 +88,27 @@ pub fn load_actions(path: &Path) -> Result<Vec<Action>, ModelError> {
 }
 
 fn actions_from_bytes(bytes: &[u8]) -> Result<Vec<Action>, String> {
-    let v = rmpv::decode::read_value(&mut &bytes[..]).map_err(|e| format!("not msgpack: {e}"))?;
-    let json = v
-        .as_map()
-        .and_then(|m| m.iter().find(|(k, _)| k.as_str() == Some("moves")))
-        .and_then(|(_, v)| v.as_str())
-        .ok_or("no `moves` JSON string in the moves file")?;
-    let moves: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(json).map_err(|e| format!("`moves` is not a JSON object: {e}"))?;
-    let mut types: Vec<(u32, &serde_json::Map<String, serde_json::Value>)> = Vec::new();
-    for (k, v) in &moves {
-        let code: u32 = k
-            .parse()
-            .map_err(|_| format!("move type {k:?} is not an integer"))?;
-        let labels = v
-            .as_object()
-            .ok_or_else(|| format!("labels of move type {k} are not an object"))?;
-        types.push((code, labels));
-    }
-    types.sort_by_key(|(c, _)| *c);
     let mut actions = Vec::new();
-    for (code, labels) in types {
+    for (code, label) in moves_from_bytes(bytes)? {
         if code == 0 {
             continue; // MISSING
         }
         let mv = Move::from_code(code).ok_or_else(|| format!("unknown move type {code}"))?;
-        let mut sorted: Vec<(i64, &str)> = labels
-            .iter()
-            .map(|(l, f)| (f.as_i64().unwrap_or(0), l.as_str()))
-            .collect();
-        sorted.sort();
-        sorted.reverse();
-        for (_, label) in sorted {
-            if mv == Move::Out && !label.is_empty() {
-                continue;
-            }
-            let action = Action {
-                mv,
-                label: label.into(),
-            };
-            if !actions.contains(&action) {
-                actions.push(action);
-            }
+        if mv == Move::Out && !label.is_empty() {
+            continue;
+        }
+        let action = Action {
+            mv,
+            label: label.into(),
+        };
+        if !actions.contains(&action) {
+            actions.push(action);
         }
     }
     if actions.is_empty() {
         return Err("the moves file defines no actions".into());
     }
     Ok(actions)
-}
-
-/// The `precomputable_affine` lower layer and the upper `linear` layer.
-#[derive(Debug, Clone)]
-struct StateNet {
-    n_hidden: usize,
-    n_pieces: usize,
-    /// W (nF·nH·nP × nI), row `f·nH·nP + o·nP + p`.
-    lower_w: Vec<f32>,
-    /// b (nH·nP).
-    lower_b: Vec<f32>,
-    /// pad (nF·nH·nP): the vector used for a missing feature (id −1).
-    lower_pad: Vec<f32>,
-    /// Upper weights transposed to (nH × nClasses) so the per-state product
-    /// is a sequence of contiguous axpys that vectorise without reordering.
-    upper_wt: Vec<f32>,
-    upper_b: Vec<f32>,
-    n_classes: usize,
 }
 
 /// The NER component: tok2vec, state network and action table.
@@ -179,14 +135,6 @@ pub struct NerInput<'a> {
     pub sent_starts: Option<&'a [bool]>,
 }
 
-/// Reusable buffers for the per-state loop, so decoding allocates nothing
-/// per token.
-struct Scratch {
-    unmaxed: Vec<f32>,
-    hidden: Vec<f32>,
-    scores: Vec<f32>,
-}
-
 impl Ner {
     /// Loads `<ner_dir>/model` and `<ner_dir>/moves`.
     pub fn load(ner_dir: &Path) -> Result<Ner, ModelError> {
@@ -197,50 +145,20 @@ impl Ner {
 
     /// Builds the component from a decoded model and its action table.
     pub fn from_parts(model: &ThincModel, actions: Vec<Action>) -> Result<Ner, ModelError> {
-        let root = model.node(0)?;
-        if root.name != "parser_model" {
+        let tok2vec = Tok2Vec::from_thinc(model)?;
+        if tok2vec.n_columns() != 4 || !tok2vec.has_projection() {
             return Err(model.error(format!(
-                "node 0 is {:?}, expected parser_model (TransitionBasedParser.v2)",
-                root.name
+                "the NER tok2vec must have 4 feature columns and a projection, found {} columns",
+                tok2vec.n_columns()
             )));
         }
-        let tok2vec = Tok2Vec::from_thinc(model)?;
-        let lower = model.get_ref(root, "lower")?;
-        let upper = model.get_ref(root, "upper")?;
-        let dim = |n: &super::thinc::Node, d: &str| -> Result<usize, ModelError> {
-            n.dim(d)
-                .map(|v| v as usize)
-                .ok_or_else(|| model.error(format!("node {} ({}) has no dim {d}", n.index, n.name)))
-        };
-        let n_f = dim(lower, "nF")?;
-        let n_hidden = dim(lower, "nO")?;
-        let n_pieces = dim(lower, "nP")?;
-        let n_in = dim(lower, "nI")?;
-        if n_f != N_FEATURES {
-            return Err(model.error(format!("lower layer has nF {n_f}, the NER state needs 3")));
-        }
-        if n_in != tok2vec.output_width() {
+        let net = StateNet::from_thinc(model, N_FEATURES, actions.len())?;
+        if net.n_in != tok2vec.output_width() {
             return Err(model.error(format!(
-                "lower layer nI {n_in} does not match tok2vec width {}",
+                "lower layer nI {} does not match tok2vec width {}",
+                net.n_in,
                 tok2vec.output_width()
             )));
-        }
-        let lower_w = model.param(lower, "W", &[n_f, n_hidden, n_pieces, n_in])?;
-        let lower_b = model.param(lower, "b", &[n_hidden, n_pieces])?;
-        let lower_pad = model.param(lower, "pad", &[1, n_f, n_hidden, n_pieces])?;
-        let n_classes = dim(upper, "nO")?;
-        if n_classes != actions.len() {
-            return Err(model.error(format!(
-                "upper layer scores {n_classes} classes but ner/moves defines {}",
-                actions.len()
-            )));
-        }
-        let up = Linear::load(model, upper, n_hidden, n_classes)?;
-        let mut upper_wt = vec![0.0f32; n_hidden * n_classes];
-        for c in 0..n_classes {
-            for i in 0..n_hidden {
-                upper_wt[i * n_classes + c] = up.w[c * n_hidden + i];
-            }
         }
         let mut labels: Vec<Arc<str>> = actions
             .iter()
@@ -251,16 +169,7 @@ impl Ner {
         labels.dedup();
         Ok(Ner {
             tok2vec,
-            net: StateNet {
-                n_hidden,
-                n_pieces,
-                lower_w,
-                lower_b,
-                lower_pad,
-                upper_wt,
-                upper_b: up.b,
-                n_classes,
-            },
+            net,
             actions,
             labels,
         })
@@ -294,25 +203,13 @@ impl Ner {
         docs: &[NerInput<'_>],
         mut trace: Option<&mut Vec<f32>>,
     ) -> Vec<Vec<Entity>> {
-        let rows: Vec<&[FeatureRow]> = docs.iter().map(|d| d.rows).collect();
+        let rows: Vec<&[u64]> = docs.iter().map(|d| d.rows.as_flattened()).collect();
         let tokvecs = self.tok2vec.forward_batch(&rows, None);
-        let total: usize = rows.iter().map(|r| r.len()).sum();
-        let width = N_FEATURES * self.net.n_hidden * self.net.n_pieces;
-        let mut cached = vec![0.0f32; total * width];
-        gemm_abt(
-            total,
-            self.tok2vec.output_width(),
-            width,
-            &tokvecs,
-            &self.net.lower_w,
-            &mut cached,
-        );
+        let total: usize = docs.iter().map(|d| d.rows.len()).sum();
+        let width = self.net.cached_width();
+        let cached = self.net.precompute(total, &tokvecs);
         drop(tokvecs);
-        let mut scratch = Scratch {
-            unmaxed: vec![0.0; self.net.n_hidden * self.net.n_pieces],
-            hidden: vec![0.0; self.net.n_hidden],
-            scores: vec![0.0; self.net.n_classes],
-        };
+        let mut scratch = self.net.scratch();
         let mut out = Vec::with_capacity(docs.len());
         let mut offset = 0;
         for doc in docs {
@@ -322,56 +219,6 @@ impl Ner {
             offset += n;
         }
         out
-    }
-
-    /// Scores of all classes for the state with features `ids` (token index
-    /// or −1), written into `scratch.scores`.
-    fn score_state(&self, cached: &[f32], ids: [isize; N_FEATURES], s: &mut Scratch) {
-        let net = &self.net;
-        let hp = net.n_hidden * net.n_pieces;
-        let width = N_FEATURES * hp;
-        // spaCy: memset 0, add the feature vectors in slot order, add bias.
-        s.unmaxed.fill(0.0);
-        for (f, &id) in ids.iter().enumerate() {
-            let src = if id >= 0 {
-                let base = id as usize * width + f * hp;
-                &cached[base..base + hp]
-            } else {
-                &net.lower_pad[f * hp..(f + 1) * hp]
-            };
-            for (u, v) in s.unmaxed.iter_mut().zip(src) {
-                *u += v;
-            }
-        }
-        for (u, b) in s.unmaxed.iter_mut().zip(&net.lower_b) {
-            *u += b;
-        }
-        for (h, pieces) in s
-            .hidden
-            .iter_mut()
-            .zip(s.unmaxed.chunks_exact(net.n_pieces))
-        {
-            let mut best = pieces[0];
-            for &p in &pieces[1..] {
-                if p > best {
-                    best = p;
-                }
-            }
-            *h = best;
-        }
-        s.scores.fill(0.0);
-        for (&h, w) in s
-            .hidden
-            .iter()
-            .zip(net.upper_wt.chunks_exact(net.n_classes))
-        {
-            for (sc, &w) in s.scores.iter_mut().zip(w) {
-                *sc += h * w;
-            }
-        }
-        for (sc, b) in s.scores.iter_mut().zip(&net.upper_b) {
-            *sc += b;
-        }
     }
 
     /// Greedy BILUO decoding of one document (see `ner.pyx` `is_valid`).
@@ -403,16 +250,16 @@ impl Ner {
                     -1
                 },
             ];
-            self.score_state(cached, ids, s);
+            self.net.score_state(cached, &ids, s);
             if let Some(t) = trace.as_deref_mut() {
                 t.extend_from_slice(&s.scores);
             }
             let two_left = b0 + 1 < n;
             let next_starts = sent_start(b0 + 1);
             let space = is_space(b0);
-            let mut best: Option<usize> = None;
-            for (c, a) in self.actions.iter().enumerate() {
-                let valid = match a.mv {
+            let best = arg_max_if_valid(&s.scores, |c| {
+                let a = &self.actions[c];
+                match a.mv {
                     Move::Begin => {
                         open.is_none() && two_left && !a.label.is_empty() && !next_starts && !space
                     }
@@ -422,11 +269,8 @@ impl Ner {
                     Move::Last => matches!(open, Some((_, l)) if **l == *a.label),
                     Move::Unit => open.is_none() && !a.label.is_empty() && !space,
                     Move::Out => open.is_none(),
-                };
-                if valid && best.map_or(true, |b| s.scores[c] > s.scores[b]) {
-                    best = Some(c);
                 }
-            }
+            });
             let Some(best) = best else {
                 // spaCy's `force_final`: stop; an open entity is dropped.
                 return ents;
@@ -598,7 +442,7 @@ mod tests {
                 16072095006890171862
             ]
         );
-        let s = ner.tok2vec().stages(&rows);
+        let s = ner.tok2vec().stages(rows.as_flattened());
         assert_close(
             &s.embed,
             &[0.021209, -0.932039, -0.214862, 0.414660, -0.431078],
@@ -621,23 +465,10 @@ mod tests {
         let (ner, vocab) = model();
         let toks = tokens(APPLE, APPLE_WORDS);
         let rows = vocab.feature_rows(APPLE, &toks);
-        let tokvecs = ner.tok2vec.forward_batch(&[&rows], None);
-        let width = N_FEATURES * ner.net.n_hidden * ner.net.n_pieces;
-        let mut cached = vec![0.0; rows.len() * width];
-        gemm_abt(
-            rows.len(),
-            64,
-            width,
-            &tokvecs,
-            &ner.net.lower_w,
-            &mut cached,
-        );
-        let mut s = Scratch {
-            unmaxed: vec![0.0; 128],
-            hidden: vec![0.0; 64],
-            scores: vec![0.0; 74],
-        };
-        ner.score_state(&cached, [0, -1, -1], &mut s);
+        let tokvecs = ner.tok2vec.forward_batch(&[rows.as_flattened()], None);
+        let cached = ner.net.precompute(rows.len(), &tokvecs);
+        let mut s = ner.net.scratch();
+        ner.net.score_state(&cached, &[0, -1, -1], &mut s);
         assert_close(
             &s.hidden,
             &[5.224056, -1.21116, -0.835199, -0.442098, -2.520997],

@@ -1,6 +1,12 @@
-//! The NER component's own `Tok2Vec.v2`: MultiHashEmbed.v2 (NORM, PREFIX,
-//! SUFFIX, SHAPE; no static vectors) and MaxoutWindowEncoder.v2, followed by
-//! the `list2array >> linear` projection of TransitionBasedParser.v2.
+//! spaCy's `Tok2Vec.v2`: MultiHashEmbed.v2 (no static vectors) and
+//! MaxoutWindowEncoder.v2, optionally followed by the `list2array >> linear`
+//! projection of TransitionBasedParser.v2.
+//!
+//! Two instances exist in `en_core_web_sm`: the NER's own tok2vec (columns
+//! NORM, PREFIX, SUFFIX, SHAPE, with the 96→64 projection in the same file)
+//! and the shared `tok2vec` component (columns NORM, PREFIX, SUFFIX, SHAPE,
+//! SPACY, IS_SPACE; no projection) that the tagger and the parser listen to.
+//! The number of columns and the table sizes are read from the model.
 //!
 //! All arithmetic is f32 with the operation order of thinc where it matters
 //! (bias added after the matrix product, four hash rows summed in order),
@@ -9,7 +15,6 @@
 use super::error::ModelError;
 use super::hash::murmurhash3_u64;
 use super::thinc::{Node, ThincModel};
-use super::vocab::FeatureRow;
 
 /// `C (m×n) = A (m×k) · Bᵀ` where `B` is stored row-major as (n×k), i.e. the
 /// thinc weight layout `W[nO, nI]`. `C` is overwritten.
@@ -235,51 +240,56 @@ pub struct Stages {
     pub embed: Vec<f32>,
     /// Encoder output (n × 96).
     pub encoded: Vec<f32>,
-    /// After the 96→64 linear projection (n × 64).
+    /// After the 96→64 linear projection (n × 64); empty without one.
     pub projected: Vec<f32>,
 }
 
-/// The complete tok2vec of the NER model plus its projection layer.
+/// A complete tok2vec (embedding + encoder), plus the projection layer when
+/// the model file holds one (the NER model).
 #[derive(Debug, Clone)]
 pub struct Tok2Vec {
     embeds: Vec<HashEmbed>,
     mix: Maxout,
     mix_ln: LayerNorm,
     blocks: Vec<(Maxout, LayerNorm)>,
-    proj: Linear,
+    proj: Option<Linear>,
     /// Zero rows before/after each document in the encoder (`with_array(pad)`).
     pad: usize,
 }
 
 impl Tok2Vec {
-    /// Collects the layers from the thinc tree under `tok2vec` (the
-    /// `parser_model` ref): hash embeddings ordered by their `column` attr,
-    /// then the maxout/layernorm nodes in breadth-first order (embed mixer
-    /// first, then the encoder blocks), and the `linear` 96→64 node.
+    /// Collects the layers from a thinc tree that holds exactly one tok2vec:
+    /// hash embeddings ordered by their `column` attr (their count gives the
+    /// number of feature columns, their `nV` the table sizes), then the
+    /// maxout/layernorm nodes in breadth-first order (embed mixer first, then
+    /// the encoder blocks), and, if present, the `linear` 96→N projection.
     pub fn from_thinc(model: &ThincModel) -> Result<Tok2Vec, ModelError> {
-        // The NER model holds exactly one tok2vec, so its layers can be
-        // selected by name (in thinc's breadth-first order) and checked by
-        // shape, instead of interpreting every combinator node.
+        // Layers are selected by name (in thinc's breadth-first order) and
+        // checked by shape, instead of interpreting every combinator node.
         let mut hashembeds: Vec<&Node> = model.nodes_named("hashembed").collect();
-        if hashembeds.len() != 4 {
-            return Err(model.error(format!(
-                "expected 4 hashembed layers (NORM, PREFIX, SUFFIX, SHAPE), found {}",
-                hashembeds.len()
-            )));
+        let n_cols = hashembeds.len();
+        if n_cols == 0 {
+            return Err(model.error("no hashembed layers (not a Tok2Vec.v2 model)"));
         }
-        let mut cols = Vec::with_capacity(4);
+        let mut cols = Vec::with_capacity(n_cols);
         for n in &hashembeds {
             cols.push(model.attr_u64(n, "column")?);
         }
-        let mut order: Vec<usize> = (0..4).collect();
+        let mut order: Vec<usize> = (0..n_cols).collect();
         order.sort_by_key(|&i| cols[i]);
         hashembeds = order.iter().map(|&i| hashembeds[i]).collect();
-        let mut tables = Vec::with_capacity(4);
+        let mut tables = Vec::with_capacity(n_cols);
         for (c, node) in hashembeds.iter().enumerate() {
             if model.attr_u64(node, "column")? != c as u64 {
-                return Err(model.error(format!("hashembed columns are not 0..3: {cols:?}")));
+                return Err(model.error(format!(
+                    "hashembed columns are not 0..{}: {cols:?}",
+                    n_cols - 1
+                )));
             }
-            let n_rows = EMBED_ROWS[c];
+            let n_rows =
+                node.dim("nV").filter(|&v| v > 0).ok_or_else(|| {
+                    model.error(format!("hashembed node {} has no nV", node.index))
+                })? as usize;
             let seed = model.attr_u64(node, "seed")?;
             let seed = u32::try_from(seed)
                 .map_err(|_| model.error(format!("hashembed seed {seed} does not fit u32")))?;
@@ -295,10 +305,10 @@ impl Tok2Vec {
                 lns.len()
             )));
         }
-        let mix = Maxout::load(model, maxouts[0], 4 * WIDTH, WIDTH)?;
+        let mix = Maxout::load(model, maxouts[0], n_cols * WIDTH, WIDTH)?;
         // proj_c = E_c · W_cᵀ, W_c = the mixer's input columns of column c.
         let mix_width = mix.n_out * mix.n_pieces;
-        let mut embeds = Vec::with_capacity(4);
+        let mut embeds = Vec::with_capacity(n_cols);
         for (c, (seed, n_rows, table)) in tables.into_iter().enumerate() {
             let mut w_c = Vec::with_capacity(mix_width * WIDTH);
             for row in mix.w.chunks_exact(mix.n_in) {
@@ -316,15 +326,19 @@ impl Tok2Vec {
                 LayerNorm::load(model, lns[d], WIDTH)?,
             ));
         }
-        let proj_node = model
+        let proj = match model
             .nodes_named("linear")
             .find(|n| n.dim("nI") == Some(WIDTH as i64))
-            .ok_or_else(|| model.error("no linear layer with nI = 96 (tok2vec projection)"))?;
-        let n_out = proj_node
-            .dim("nO")
-            .ok_or_else(|| model.error("tok2vec projection has no nO"))?
-            as usize;
-        let proj = Linear::load(model, proj_node, WIDTH, n_out)?;
+        {
+            Some(node) => {
+                let n_out = node
+                    .dim("nO")
+                    .ok_or_else(|| model.error("tok2vec projection has no nO"))?
+                    as usize;
+                Some(Linear::load(model, node, WIDTH, n_out)?)
+            }
+            None => None,
+        };
         let pad = model
             .nodes
             .iter()
@@ -342,18 +356,34 @@ impl Tok2Vec {
         })
     }
 
-    /// Width of the projected token vectors (64).
-    pub fn output_width(&self) -> usize {
-        self.proj.n_out
+    /// Number of feature columns per token (4 for the NER's tok2vec, 6 for
+    /// the shared one).
+    pub fn n_columns(&self) -> usize {
+        self.embeds.len()
     }
 
-    /// MultiHashEmbed: per token the 16 projected hash rows are summed into
-    /// the mixer's pre-activation, then bias, max over pieces, LayerNorm.
-    /// Writes (n × 96) into `out`.
-    fn embed_into(&self, rows: &[FeatureRow], out: &mut [f32]) {
+    /// Whether the model ends in a projection layer.
+    pub fn has_projection(&self) -> bool {
+        self.proj.is_some()
+    }
+
+    /// Width of the output vectors: the projection's (64 for NER) or the
+    /// encoder's (96).
+    pub fn output_width(&self) -> usize {
+        self.proj.as_ref().map_or(WIDTH, |p| p.n_out)
+    }
+
+    /// MultiHashEmbed: per token the 4 projected hash rows of every column
+    /// are summed into the mixer's pre-activation, then bias, max over
+    /// pieces, LayerNorm. `ids` holds `n_columns()` ids per token; writes
+    /// (n × 96) into `out`.
+    fn embed_into(&self, ids: &[u64], out: &mut [f32]) {
         let width = self.mix.n_out * self.mix.n_pieces;
         let mut z = vec![0.0f32; width];
-        for (row, y) in rows.iter().zip(out.chunks_exact_mut(WIDTH)) {
+        for (row, y) in ids
+            .chunks_exact(self.embeds.len())
+            .zip(out.chunks_exact_mut(WIDTH))
+        {
             z.fill(0.0);
             for (c, emb) in self.embeds.iter().enumerate() {
                 for w in murmurhash3_u64(row[c], emb.seed) {
@@ -368,21 +398,26 @@ impl Tok2Vec {
         self.mix_ln.forward(out);
     }
 
-    /// Runs the tok2vec over a batch of documents (feature rows per doc) and
-    /// returns the projected vectors of all tokens, concatenated in doc order
-    /// (Σn × 64). With `stages`, also the intermediate (embed, encoder) rows.
-    pub fn forward_batch(
-        &self,
-        docs: &[&[FeatureRow]],
-        mut stages: Option<&mut Stages>,
-    ) -> Vec<f32> {
-        let total: usize = docs.iter().map(|d| d.len()).sum();
+    /// Runs the tok2vec over a batch of documents and returns the output
+    /// vectors of all tokens, concatenated in doc order (Σn × output_width).
+    /// Each doc is given as its feature ids, `n_columns()` per token
+    /// (`FeatureRow` slices flatten to this with `as_flattened`). With
+    /// `stages`, also the intermediate (embed, encoder) rows.
+    pub fn forward_batch(&self, docs: &[&[u64]], mut stages: Option<&mut Stages>) -> Vec<f32> {
+        let n_cols = self.embeds.len();
+        let docs: Vec<&[u64]> = docs
+            .iter()
+            .map(|d| &d[..d.len() / n_cols * n_cols])
+            .collect();
+        let n_tokens = |d: &[u64]| d.len() / n_cols;
+        let total: usize = docs.iter().map(|d| n_tokens(d)).sum();
         let mut scratch = Vec::new();
         let mut embedded = vec![0.0f32; total * WIDTH];
         let mut done = 0;
-        for d in docs {
-            self.embed_into(d, &mut embedded[done * WIDTH..(done + d.len()) * WIDTH]);
-            done += d.len();
+        for d in &docs {
+            let n = n_tokens(d);
+            self.embed_into(d, &mut embedded[done * WIDTH..(done + n) * WIDTH]);
+            done += n;
         }
         if let Some(s) = stages.as_deref_mut() {
             s.embed = embedded.clone();
@@ -396,15 +431,16 @@ impl Tok2Vec {
         let mut offsets = Vec::with_capacity(docs.len());
         let mut pos = self.pad;
         let mut src = 0;
-        for d in docs {
+        for d in &docs {
             offsets.push(pos);
-            if d.is_empty() {
+            let n = n_tokens(d);
+            if n == 0 {
                 continue;
             }
-            h[pos * WIDTH..(pos + d.len()) * WIDTH]
-                .copy_from_slice(&embedded[src * WIDTH..(src + d.len()) * WIDTH]);
-            src += d.len();
-            pos += d.len() + self.pad;
+            h[pos * WIDTH..(pos + n) * WIDTH]
+                .copy_from_slice(&embedded[src * WIDTH..(src + n) * WIDTH]);
+            src += n;
+            pos += n + self.pad;
         }
         drop(embedded);
 
@@ -448,10 +484,16 @@ impl Tok2Vec {
 
         let mut encoded = Vec::with_capacity(total * WIDTH);
         for (d, &off) in docs.iter().zip(&offsets) {
-            encoded.extend_from_slice(&h[off * WIDTH..(off + d.len()) * WIDTH]);
+            encoded.extend_from_slice(&h[off * WIDTH..(off + n_tokens(d)) * WIDTH]);
         }
-        let mut out = vec![0.0f32; total * self.proj.n_out];
-        self.proj.forward(total, &encoded, &mut out);
+        let Some(proj) = &self.proj else {
+            if let Some(s) = stages {
+                s.encoded = encoded.clone();
+            }
+            return encoded;
+        };
+        let mut out = vec![0.0f32; total * proj.n_out];
+        proj.forward(total, &encoded, &mut out);
         if let Some(s) = stages {
             s.encoded = encoded;
             s.projected = out.clone();
@@ -459,8 +501,9 @@ impl Tok2Vec {
         out
     }
 
-    /// All stages for one document (tests, debugging).
-    pub fn stages(&self, rows: &[FeatureRow]) -> Stages {
+    /// All stages for one document (tests, debugging); `rows` as in
+    /// [`Tok2Vec::forward_batch`].
+    pub fn stages(&self, rows: &[u64]) -> Stages {
         let mut s = Stages {
             embed: Vec::new(),
             encoded: Vec::new(),

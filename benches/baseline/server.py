@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""The Python baseline for scripts/bench-service: a grpcio server with the
+same proto (article_analyzer.v1), backed by Python spaCy en_core_web_sm.
+
+It does the work our server does with stance disabled: tokenizer, NER and
+the rule-based sentencizer (the components our `GetModels` lists), then
+sentences with their entities (char and byte spans), entities grouped by
+label and text, and the counts. It serves AnalyzeDocument, Analyze and
+GetModels, plus grpc.health.v1 (NOT_SERVING until the model is loaded).
+Stance is not implemented (the requests of the benchmark disable it).
+
+Usage: server.py MODEL_DIR ADDR [THREADS]
+Stubs are generated at start-up from proto/ with grpc_tools.
+"""
+import os
+import sys
+import tempfile
+import time
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_tools import protoc
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SERVICE = "article_analyzer.v1.ArticleAnalyzer"
+
+
+def generate_stubs(out_dir):
+    import grpc_tools
+
+    include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
+    rc = protoc.main([
+        "protoc",
+        f"-I{os.path.join(ROOT, 'proto')}",
+        f"-I{include}",
+        f"--python_out={out_dir}",
+        f"--grpc_python_out={out_dir}",
+        "article_analyzer/v1/analyzer.proto",
+    ])
+    if rc != 0:
+        sys.exit("protoc failed")
+    for d in ["article_analyzer", "article_analyzer/v1"]:
+        open(os.path.join(out_dir, d, "__init__.py"), "a").close()
+    sys.path.insert(0, out_dir)
+
+
+def main():
+    model_dir, addr = sys.argv[1], sys.argv[2]
+    threads = int(sys.argv[3]) if len(sys.argv) > 3 else 4
+    tmp = tempfile.mkdtemp(prefix="baseline-stubs-")
+    generate_stubs(tmp)
+    from article_analyzer.v1 import analyzer_pb2 as pb
+    from article_analyzer.v1 import analyzer_pb2_grpc as rpc
+
+    health_servicer = health.HealthServicer()
+    for name in ("", SERVICE):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads),
+                         options=[("grpc.max_receive_message_length", 8 * 1024 * 1024),
+                                  ("grpc.max_send_message_length", 8 * 1024 * 1024)])
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    state = {}
+
+    class Analyzer(rpc.ArticleAnalyzerServicer):
+        def models(self):
+            nlp = state["nlp"]
+            return [pb.ModelInfo(task="ner", name="en_core_web_sm", version=nlp.meta["version"],
+                                 backend="spacy-python", labels=list(nlp.get_pipe("ner").labels),
+                                 components=["tokenizer", "ner", "sentencizer"])]
+
+        def analyze(self, request, context):
+            if "nlp" not in state:
+                context.abort(grpc.StatusCode.UNAVAILABLE, "models are still loading")
+            text = request.text
+            if not text.strip():
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "text is empty")
+            started = time.perf_counter()
+            doc = state["nlp"](text)
+            ner_ms = (time.perf_counter() - started) * 1e3
+            # Char -> byte offsets.
+            byte_at = [0] * (len(text) + 1)
+            b = 0
+            for i, ch in enumerate(text):
+                byte_at[i] = b
+                b += len(ch.encode("utf-8"))
+            byte_at[len(text)] = b
+
+            def span(start, end):
+                return pb.Span(start_char=start, end_char=end,
+                               start_byte=byte_at[start], end_byte=byte_at[end])
+
+            labels = set(request.options.entity_labels) if request.HasField("options") else set()
+            sentences, groups, mentions = [], {}, 0
+            for index, sent in enumerate(doc.sents):
+                ents = []
+                for e in sent.ents:
+                    if labels and e.label_ not in labels:
+                        continue
+                    ents.append(pb.EntityMention(text=e.text, label=e.label_,
+                                                 span=span(e.start_char, e.end_char)))
+                    groups.setdefault((e.label_, e.text.lower()), []).append(e)
+                    mentions += 1
+                sentences.append(pb.Sentence(index=index, span=span(sent.start_char, sent.end_char),
+                                             text=sent.text, entities=ents))
+            entities = [pb.Entity(canonical_text=max((m.text for m in ms), key=len), label=label,
+                                  mention_count=len(ms),
+                                  spans=[span(m.start_char, m.end_char) for m in ms])
+                        for (label, _), ms in groups.items()]
+            total_ms = (time.perf_counter() - started) * 1e3
+            completed = pb.Completed(sentence_count=len(sentences), token_count=len(doc),
+                                     mention_count=mentions, entity_count=len(entities),
+                                     stance_count=0,
+                                     timings=[pb.StageTiming(stage="ner", ms=ner_ms)],
+                                     total_ms=total_ms)
+            return request.request_id or "baseline", sentences, entities, completed
+
+        def AnalyzeDocument(self, request, context):
+            rid, sentences, entities, completed = self.analyze(request, context)
+            return pb.AnalyzeResponse(request_id=rid, models=self.models(), sentences=sentences,
+                                      entities=entities, completed=completed)
+
+        def Analyze(self, request, context):
+            rid, sentences, entities, completed = self.analyze(request, context)
+            yield pb.AnalyzeEvent(request_id=rid, started=pb.Started(models=self.models()))
+            for s in sentences:
+                yield pb.AnalyzeEvent(request_id=rid, sentence=s)
+            yield pb.AnalyzeEvent(request_id=rid, entities=pb.Entities(entities=entities))
+            yield pb.AnalyzeEvent(request_id=rid, completed=completed)
+
+        def GetModels(self, request, context):
+            return pb.GetModelsResponse(models=self.models())
+
+    rpc.add_ArticleAnalyzerServicer_to_server(Analyzer(), server)
+    server.add_insecure_port(addr)
+    server.start()
+
+    import spacy
+
+    nlp = spacy.load(model_dir, exclude=["tok2vec", "tagger", "parser", "senter",
+                                         "attribute_ruler", "lemmatizer"])
+    nlp.add_pipe("sentencizer", first=True)
+    nlp("Warm up.")
+    state["nlp"] = nlp
+    for name in ("", SERVICE):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    print(f"baseline: serving on {addr} with {threads} threads", file=sys.stderr, flush=True)
+    server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    main()
