@@ -520,7 +520,7 @@ async fn a_full_queue_fails_fast_with_resource_exhausted() {
     let events = collect(held.into_inner()).await.unwrap();
     assert_event_order(&events);
     let mut ok = false;
-    for _ in 0..50 {
+    for _ in 0..500 {
         match client.analyze_document(request("third", "Hi Bob.")).await {
             Ok(_) => {
                 ok = true;
@@ -548,8 +548,11 @@ async fn a_caller_that_goes_away_frees_its_slot() {
         .await
         .unwrap();
     drop(held);
+    // The analysis notices at its next event that nobody listens; the model
+    // stage in progress finishes first, which can take seconds for this long
+    // article in a debug build on a busy machine.
     let mut ok = false;
-    for _ in 0..100 {
+    for _ in 0..1500 {
         if client
             .analyze_document(request("next", "Hi Bob."))
             .await
