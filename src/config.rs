@@ -21,6 +21,24 @@ pub struct ModelConfig {
     /// Which model directory under `--models` to load.
     #[arg(long, env = "ARTICLE_ANALYZER_MODEL", default_value = DEFAULT_MODEL)]
     pub model: String,
+    /// Which spaCy components run besides the tokenizer and NER.
+    #[arg(long, env = "ARTICLE_ANALYZER_COMPONENTS", value_enum, default_value_t = ComponentSet::Parser)]
+    pub components: ComponentSet,
+}
+
+/// The spaCy components to run: callers that need only entities need not pay
+/// for the parser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ComponentSet {
+    /// Tokenizer and NER; sentences from spaCy's rule-based sentencizer.
+    Ner,
+    /// Adds the shared tok2vec and the dependency parser: sentences from the
+    /// parse, entities exactly as the full spaCy pipeline gives them.
+    #[default]
+    Parser,
+    /// Every component: tagger, parser, attribute ruler and lemmatizer too
+    /// (tokens carry tag, POS, dependency, head and lemma).
+    Full,
 }
 
 impl ModelConfig {
@@ -60,6 +78,55 @@ pub struct ServerConfig {
     /// Seconds to let in-flight calls finish after SIGTERM/SIGINT.
     #[arg(long, env = "ARTICLE_ANALYZER_DRAIN_SECS", default_value_t = 25)]
     pub drain_secs: u64,
+    #[command(flatten)]
+    pub security: SecurityConfig,
+}
+
+/// TLS, caller authentication and what is exposed (see `server::security`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct SecurityConfig {
+    /// PEM certificate chain of the server; with `--tls-key`, serve TLS only.
+    #[arg(long, env = "ARTICLE_ANALYZER_TLS_CERT", value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "ARTICLE_ANALYZER_TLS_KEY", value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s): clients must present a certificate they signed
+    /// (mutual TLS).
+    #[arg(long, env = "ARTICLE_ANALYZER_TLS_CLIENT_CA", value_name = "PEM")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// File of accepted bearer tokens, one per line (`#` comments allowed);
+    /// the analyzer service then requires `authorization: Bearer <token>`.
+    #[arg(long, env = "ARTICLE_ANALYZER_AUTH_TOKEN_FILE", value_name = "FILE")]
+    pub auth_token_file: Option<PathBuf>,
+    /// Accepted bearer tokens, comma separated (prefer the file: flags show
+    /// in process listings).
+    #[arg(
+        long,
+        env = "ARTICLE_ANALYZER_AUTH_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        value_name = "TOKENS"
+    )]
+    pub auth_tokens: Vec<String>,
+    /// Do not serve gRPC server reflection.
+    #[arg(long, env = "ARTICLE_ANALYZER_NO_REFLECTION")]
+    pub no_reflection: bool,
+}
+
+/// Where the Prometheus metrics are served.
+#[derive(Debug, Clone, Args)]
+pub struct MetricsConfig {
+    /// Address of the HTTP endpoint serving GET /metrics (port 0: any free port).
+    #[arg(
+        long,
+        env = "ARTICLE_ANALYZER_METRICS_ADDR",
+        default_value = "127.0.0.1:9090"
+    )]
+    pub metrics_addr: SocketAddr,
+    /// Do not serve metrics.
+    #[arg(long, env = "ARTICLE_ANALYZER_NO_METRICS")]
+    pub no_metrics: bool,
 }
 
 /// Bounds on work, so no caller can take the server down.

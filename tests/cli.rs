@@ -132,3 +132,61 @@ fn a_missing_model_directory_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("fetch-models"), "{err}");
 }
+
+#[test]
+fn full_components_give_tokens_with_tags_dependencies_and_lemmas() {
+    let text = "Angela Merkel visited Paris. She met Emmanuel Macron there.";
+    let v = analyze_json(&["--components", "full", "--no-stance"], text);
+    let sentences = v["sentences"].as_array().unwrap();
+    let texts: Vec<&str> = sentences
+        .iter()
+        .map(|s| s["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "Angela Merkel visited Paris.",
+            "She met Emmanuel Macron there."
+        ]
+    );
+    let tokens: Vec<&Value> = sentences
+        .iter()
+        .flat_map(|s| s["tokens"].as_array().unwrap())
+        .collect();
+    let visited = tokens.iter().find(|t| t["text"] == "visited").unwrap();
+    assert_eq!(visited["tag"], "VBD");
+    assert_eq!(visited["pos"], "VERB");
+    assert_eq!(visited["dep"], "ROOT");
+    assert_eq!(visited["lemma"], "visit");
+    let merkel = tokens.iter().find(|t| t["text"] == "Merkel").unwrap();
+    assert_eq!(merkel["dep"], "nsubj");
+    assert_eq!(merkel["head"], 2, "Merkel's head is 'visited'");
+    let models = v["models"][0]["components"].as_array().unwrap();
+    for c in [
+        "tokenizer",
+        "tok2vec",
+        "tagger",
+        "parser",
+        "attribute_ruler",
+        "lemmatizer",
+        "ner",
+    ] {
+        assert!(models.iter().any(|m| m == c), "{c} missing from {models:?}");
+    }
+}
+
+#[test]
+fn ner_only_components_skip_the_parser() {
+    let v = analyze_json(
+        &["--components", "ner", "--no-stance"],
+        "Angela Merkel visited Paris.",
+    );
+    let components = v["models"][0]["components"].as_array().unwrap();
+    assert!(!components.iter().any(|c| c == "parser"), "{components:?}");
+    let token = &v["sentences"][0]["tokens"][0];
+    assert_eq!(token["text"], "Angela");
+    assert!(
+        token.get("dep").is_none(),
+        "no syntax without the parser: {token}"
+    );
+}

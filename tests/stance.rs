@@ -67,6 +67,8 @@ fn recognize(text: &str, entities: &[(&str, &str)]) -> Recognized {
                 span: map.span(s, e),
                 text: stext.to_string(),
                 mentions,
+                first_token: 0,
+                tokens: Vec::new(),
             }
         })
         .collect();

@@ -22,7 +22,7 @@ pub fn load_pipeline(config: &ModelConfig) -> anyhow::Result<Pipeline> {
             dir.display()
         );
     }
-    let recognizer = spacy::SpacyRecognizer::load(&dir)
+    let recognizer = spacy::SpacyRecognizer::load(&dir, config.components)
         .with_context(|| format!("loading the spaCy pipeline at {}", dir.display()))?;
     let stance =
         crate::stance::LexiconStance::embedded().context("loading the embedded stance lexicons")?;

@@ -30,6 +30,28 @@ pub struct Mention {
     pub span: TextSpan,
 }
 
+/// One token with what the model knows about it. Syntax fields are present
+/// only when the components that produce them run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenInfo {
+    pub text: String,
+    #[serde(flatten)]
+    pub span: TextSpan,
+    /// Whether one space follows it.
+    pub whitespace: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pos: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dep: Option<String>,
+    /// Index (in the document) of the syntactic head; a root is its own head.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lemma: Option<String>,
+}
+
 /// One sentence and the entity mentions inside it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Sentence {
@@ -38,6 +60,10 @@ pub struct Sentence {
     pub span: TextSpan,
     pub text: String,
     pub mentions: Vec<Mention>,
+    /// Index of the sentence's first token in the document.
+    pub first_token: usize,
+    /// The sentence's tokens (whitespace tokens included, as spaCy has them).
+    pub tokens: Vec<TokenInfo>,
 }
 
 /// What an [`EntityRecognizer`](super::EntityRecognizer) found in a text.
