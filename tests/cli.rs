@@ -190,3 +190,71 @@ fn ner_only_components_skip_the_parser() {
         "no syntax without the parser: {token}"
     );
 }
+
+#[tokio::test]
+async fn client_prints_the_streamed_events_as_json_lines() {
+    let server = common::start(article_analyzer::config::Limits::default()).await;
+    let url = server.url();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = bin()
+            .args([
+                "client",
+                "--addr",
+                &url,
+                "--request-id",
+                "cli-1",
+                "--targets",
+                "China",
+                "-",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all("China and Russia signed a deal in Moscow, Reuters reported.".as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
+        .collect();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types.first(), Some(&"started"));
+    assert_eq!(types.last(), Some(&"completed"));
+    assert!(
+        types.contains(&"sentence") && types.contains(&"entities"),
+        "{types:?}"
+    );
+    assert!(events.iter().all(|e| e["request_id"] == "cli-1"));
+    let stance = events
+        .iter()
+        .find(|e| e["type"] == "stance")
+        .expect("a stance");
+    assert_eq!(stance["target"], "China");
+    assert!(["FAVOR", "AGAINST", "NEUTRAL"].contains(&stance["label"].as_str().unwrap()));
+    let mention = &events.iter().find(|e| e["type"] == "sentence").unwrap()["entities"][0];
+    for key in [
+        "text",
+        "label",
+        "start_char",
+        "end_char",
+        "start_byte",
+        "end_byte",
+    ] {
+        assert!(mention.get(key).is_some(), "{key} missing in {mention}");
+    }
+}
