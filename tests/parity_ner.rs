@@ -179,6 +179,7 @@ fn check(
         rows: &rows,
         is_space: &is_space,
         sent_starts: None,
+        orths: None,
     }]);
     let b2c = |b: usize| text[..b].chars().count();
     let ours: Vec<Span> = ents[0]
@@ -322,6 +323,7 @@ fn step_scores_match_python() {
             rows: &rows,
             is_space: &is_space,
             sent_starts: None,
+            orths: None,
         }],
         Some(&mut trace),
     );

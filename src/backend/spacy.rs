@@ -116,7 +116,7 @@ impl EntityRecognizer for SpacyRecognizer {
             let mut words = tokens[range.clone()]
                 .iter()
                 .filter(|t| !py_str_isspace(t.text(text)));
-            let (Some(first), last) = (words.next(), words.last()) else {
+            let (Some(first), last) = (words.next(), words.next_back()) else {
                 // A whitespace-only stretch; entities cannot start on
                 // whitespace, so it holds none.
                 continue;

@@ -1,7 +1,10 @@
 //! A loaded spaCy pipeline: tokenizer, vocabulary (lexeme norms), the NER
 //! component and, when asked for with [`Components`], the shared `tok2vec`,
 //! the `tagger` and the dependency `parser` (whose sentence boundaries then
-//! constrain NER exactly as in spaCy's full pipeline).
+//! constrain NER exactly as in spaCy's full pipeline). The pipeline is the
+//! one in the directory given (`en_core_web_sm-3.8.0` or
+//! `en_core_web_md-3.8.0`); with `include_static_vectors = true` in a loaded
+//! tok2vec (md), `vocab/vectors` is read as well.
 //!
 //! `config.cfg` is checked for every architecture setting the native code
 //! hard-wires (widths, depth, window, feature columns, transition system), so
@@ -22,6 +25,7 @@ use super::tagger::Tagger;
 use super::tok2vec::Tok2Vec;
 use super::tokenizer::Tokenizer;
 use super::unicode::py_str_isspace;
+use super::vectors::Vectors;
 use super::vocab::{py_lower, FeatureRow, Vocab};
 
 /// What the pipeline says about itself (`meta.json`, `ner/moves`).
@@ -136,6 +140,9 @@ pub struct Language {
     parser: Option<Parser>,
     attribute_ruler: Option<AttributeRuler>,
     lemmatizer: Option<Lemmatizer>,
+    /// The static vectors (`vocab/vectors`), when a loaded tok2vec reads
+    /// them (`en_core_web_md`; not `en_core_web_sm`).
+    vectors: Option<Arc<Vectors>>,
 }
 
 /// A `config.cfg` read as section -> key -> raw value (no interpolation;
@@ -174,20 +181,34 @@ impl Config {
     /// Fails unless `[section] key` is present and, ignoring spaces, equals
     /// `want`.
     fn expect(&self, section: &str, key: &str, want: &str) -> Result<(), ModelError> {
+        self.expect_one_of(section, key, &[want]).map(|_| ())
+    }
+
+    /// Fails unless `[section] key` is present and, ignoring spaces, equals
+    /// one of `wants`; returns the index of the match.
+    fn expect_one_of(&self, section: &str, key: &str, wants: &[&str]) -> Result<usize, ModelError> {
         let got = self.sections.get(section).and_then(|s| s.get(key));
         let norm = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+        let want = wants.join(" or ");
         match got {
-            Some(v) if norm(v) == norm(want) => Ok(()),
-            Some(v) => Err(ModelError::format(
-                &self.path,
-                format!("[{section}] {key} = {v}, but the native runtime supports only {want}"),
-            )),
+            Some(v) => match wants.iter().position(|w| norm(v) == norm(w)) {
+                Some(i) => Ok(i),
+                None => Err(ModelError::format(
+                    &self.path,
+                    format!("[{section}] {key} = {v}, but the native runtime supports only {want}"),
+                )),
+            },
             None => Err(ModelError::format(
                 &self.path,
                 format!("[{section}] {key} is missing (the native runtime needs {want})"),
             )),
         }
     }
+}
+
+/// `include_static_vectors` of a MultiHashEmbed section: `false` or `true`.
+fn static_vectors(cfg: &Config, embed: &str) -> Result<bool, ModelError> {
+    Ok(cfg.expect_one_of(embed, "include_static_vectors", &["false", "true"])? == 1)
 }
 
 /// Checks every architecture setting that `tok2vec.rs`/`ner.rs` rely on.
@@ -213,7 +234,7 @@ fn validate_config(cfg: &Config) -> Result<(), ModelError> {
     cfg.expect(embed, "width", "96")?;
     cfg.expect(embed, "attrs", "[\"NORM\",\"PREFIX\",\"SUFFIX\",\"SHAPE\"]")?;
     cfg.expect(embed, "rows", "[5000,1000,2500,2500]")?;
-    cfg.expect(embed, "include_static_vectors", "false")?;
+    static_vectors(cfg, embed)?;
     cfg.expect(encode, "@architectures", "\"spacy.MaxoutWindowEncoder.v2\"")?;
     cfg.expect(encode, "width", "96")?;
     cfg.expect(encode, "depth", "4")?;
@@ -243,7 +264,7 @@ fn validate_full_config(cfg: &Config, components: Components) -> Result<(), Mode
         "attrs",
         "[\"NORM\",\"PREFIX\",\"SUFFIX\",\"SHAPE\",\"SPACY\",\"IS_SPACE\"]",
     )?;
-    cfg.expect(embed, "include_static_vectors", "false")?;
+    static_vectors(cfg, embed)?;
     cfg.expect(encode, "@architectures", "\"spacy.MaxoutWindowEncoder.v2\"")?;
     cfg.expect(encode, "width", "96")?;
     cfg.expect(encode, "depth", "4")?;
@@ -352,11 +373,20 @@ impl Language {
         validate_ner_cfg(&dir.join("ner").join("cfg"))?;
         let tokenizer = Tokenizer::load(&dir.join("tokenizer"))?;
         let vocab = Vocab::load(&dir.join("vocab"))?;
-        let ner = Ner::load(&dir.join("ner"))?;
+        let shared = components.tagger || components.parser;
+        // The vector table is only read when a loaded tok2vec includes it.
+        let vectors = if static_vectors(&cfg, "components.ner.model.tok2vec.embed")?
+            || (shared && static_vectors(&cfg, "components.tok2vec.model.embed")?)
+        {
+            Some(Arc::new(Vectors::load(&dir.join("vocab"))?))
+        } else {
+            None
+        };
+        let ner = Ner::load_with_vectors(&dir.join("ner"), vectors.as_ref())?;
         let meta = read_meta(dir, &ner)?;
-        let tok2vec = if components.tagger || components.parser {
+        let tok2vec = if shared {
             let model = super::thinc::ThincModel::load(&dir.join("tok2vec").join("model"))?;
-            let t2v = Tok2Vec::from_thinc(&model)?;
+            let t2v = Tok2Vec::from_thinc_with_vectors(&model, vectors.as_ref())?;
             if t2v.n_columns() != 6 || t2v.has_projection() {
                 return Err(model.error(format!(
                     "the shared tok2vec must have 6 feature columns and no projection, found {}",
@@ -418,6 +448,7 @@ impl Language {
             parser,
             attribute_ruler,
             lemmatizer,
+            vectors,
         })
     }
 
@@ -471,6 +502,11 @@ impl Language {
         &self.ner
     }
 
+    /// The static vectors, when a loaded component reads them.
+    pub fn vectors(&self) -> Option<&Vectors> {
+        self.vectors.as_deref()
+    }
+
     /// Tokenizes and recognizes entities in one text.
     pub fn process(&self, text: &str) -> Doc {
         self.process_batch(&[text]).pop().unwrap_or_default()
@@ -488,11 +524,13 @@ impl Language {
     pub fn process_tokens_batch(&self, texts: &[&str], tokens: Vec<Vec<Token>>) -> Vec<Doc> {
         let rows = self.feature_rows(texts, &tokens);
         let spaces = Self::is_space(texts, &tokens);
-        let (tags, parses) = self.run_shared(&tokens, &rows, &spaces);
+        let orths = self.orth_ids(texts, &tokens);
+        let orths = orths.as_deref();
+        let (tags, parses) = self.run_shared(&tokens, &rows, &spaces, orths);
         let sent_starts: Option<Vec<Vec<bool>>> = parses
             .as_ref()
             .map(|p| p.iter().map(|p| p.sent_starts.clone()).collect());
-        let ents = self.run_ner(&rows, &spaces, sent_starts.as_deref());
+        let ents = self.run_ner(&rows, &spaces, sent_starts.as_deref(), orths);
         let mut tags = tags.map(Vec::into_iter);
         let mut parses = parses.map(Vec::into_iter);
         let mut docs: Vec<Doc> = tokens
@@ -579,6 +617,18 @@ impl Language {
             .collect()
     }
 
+    /// ORTH ids per token, only when static vectors are loaded.
+    fn orth_ids(&self, texts: &[&str], tokens: &[Vec<Token>]) -> Option<Vec<Vec<u64>>> {
+        self.vectors.as_ref()?;
+        Some(
+            texts
+                .iter()
+                .zip(tokens)
+                .map(|(text, toks)| self.vocab.orth_ids(text, toks))
+                .collect(),
+        )
+    }
+
     fn is_space(texts: &[&str], tokens: &[Vec<Token>]) -> Vec<Vec<bool>> {
         texts
             .iter()
@@ -598,21 +648,29 @@ impl Language {
         tokens: &[Vec<Token>],
         rows: &[Vec<FeatureRow>],
         spaces: &[Vec<bool>],
+        orths: Option<&[Vec<u64>]>,
     ) -> (Option<Vec<Vec<Arc<str>>>>, Option<Vec<Parse>>) {
         let Some(t2v) = &self.tok2vec else {
             return (None, None);
         };
-        // doc.to_array([NORM, PREFIX, SUFFIX, SHAPE, SPACY, IS_SPACE]).
+        // doc.to_array([NORM, PREFIX, SUFFIX, SHAPE, SPACY, IS_SPACE]), then
+        // ORTH for the static vectors.
+        let with_orth = t2v.has_static_vectors();
         let ids: Vec<Vec<u64>> = tokens
             .iter()
             .zip(rows)
             .zip(spaces)
-            .map(|((toks, rows), sp)| {
-                let mut v = Vec::with_capacity(toks.len() * 6);
-                for ((t, r), &s) in toks.iter().zip(rows).zip(sp) {
+            .enumerate()
+            .map(|(d, ((toks, rows), sp))| {
+                let doc_orths = orths.and_then(|o| o.get(d));
+                let mut v = Vec::with_capacity(toks.len() * t2v.ids_per_token());
+                for (i, ((t, r), &s)) in toks.iter().zip(rows).zip(sp).enumerate() {
                     v.extend_from_slice(r);
                     v.push(u64::from(t.whitespace));
                     v.push(u64::from(s));
+                    if with_orth {
+                        v.push(doc_orths.and_then(|o| o.get(i).copied()).unwrap_or(0));
+                    }
                 }
                 v
             })
@@ -654,6 +712,7 @@ impl Language {
         rows: &[Vec<FeatureRow>],
         spaces: &[Vec<bool>],
         sent_starts: Option<&[Vec<bool>]>,
+        orths: Option<&[Vec<u64>]>,
     ) -> Vec<Vec<Entity>> {
         let inputs: Vec<NerInput<'_>> = rows
             .iter()
@@ -663,6 +722,7 @@ impl Language {
                 rows,
                 is_space,
                 sent_starts: sent_starts.and_then(|s| s.get(i)).map(Vec::as_slice),
+                orths: orths.and_then(|o| o.get(i)).map(Vec::as_slice),
             })
             .collect();
         self.ner.predict(&inputs)
@@ -680,6 +740,7 @@ impl Language {
     ) -> Vec<Vec<Entity>> {
         let rows = self.feature_rows(texts, tokens);
         let spaces = Self::is_space(texts, tokens);
-        self.run_ner(&rows, &spaces, sent_starts)
+        let orths = self.orth_ids(texts, tokens);
+        self.run_ner(&rows, &spaces, sent_starts, orths.as_deref())
     }
 }

@@ -1,6 +1,7 @@
 //! A native Rust runtime for spaCy v3 pipelines.
 //!
-//! It reads the files of a trained spaCy pipeline (`en_core_web_sm` 3.8.0) as
+//! It reads the files of a trained spaCy pipeline (`en_core_web_sm` 3.8.0, or
+//! `en_core_web_md` 3.8.0 with its static word vectors, see [`vectors`]) as
 //! they are on disk and reproduces what Python spaCy computes: the same
 //! tokens, the same lexical features, the same network arithmetic in `f32`
 //! and the same greedy transition decoding, so the entities are identical.
@@ -28,6 +29,7 @@ pub mod tok2vec;
 pub mod tokenizer;
 pub mod transition;
 pub mod unicode;
+pub mod vectors;
 pub mod vocab;
 
 pub use doc::Token;

@@ -14,6 +14,7 @@ use super::error::ModelError;
 use super::thinc::ThincModel;
 use super::tok2vec::Tok2Vec;
 use super::transition::{arg_max_if_valid, moves_from_bytes, Scratch, StateNet};
+use super::vectors::Vectors;
 use super::vocab::FeatureRow;
 
 /// Number of state features of the NER state (`nF`): `b0`, the start of the
@@ -133,19 +134,42 @@ pub struct NerInput<'a> {
     /// next token starts a sentence, so no entity crosses a boundary. `None`
     /// (NER alone) means no token is marked.
     pub sent_starts: Option<&'a [bool]>,
+    /// ORTH id per token, for a tok2vec with static vectors
+    /// ([`Ner::uses_static_vectors`], e.g. `en_core_web_md`); ignored
+    /// otherwise. Without it every token gets the zero vector, as an
+    /// out-of-vocabulary word would.
+    pub orths: Option<&'a [u64]>,
 }
 
 impl Ner {
     /// Loads `<ner_dir>/model` and `<ner_dir>/moves`.
     pub fn load(ner_dir: &Path) -> Result<Ner, ModelError> {
+        Self::load_with_vectors(ner_dir, None)
+    }
+
+    /// As [`Ner::load`], with the pipeline's static vectors for a tok2vec
+    /// that includes them (`en_core_web_md`).
+    pub fn load_with_vectors(
+        ner_dir: &Path,
+        vectors: Option<&Arc<Vectors>>,
+    ) -> Result<Ner, ModelError> {
         let model = ThincModel::load(&ner_dir.join("model"))?;
         let actions = load_actions(&ner_dir.join("moves"))?;
-        Self::from_parts(&model, actions)
+        Self::from_parts_with_vectors(&model, actions, vectors)
     }
 
     /// Builds the component from a decoded model and its action table.
     pub fn from_parts(model: &ThincModel, actions: Vec<Action>) -> Result<Ner, ModelError> {
-        let tok2vec = Tok2Vec::from_thinc(model)?;
+        Self::from_parts_with_vectors(model, actions, None)
+    }
+
+    /// As [`Ner::from_parts`], with the pipeline's static vectors.
+    pub fn from_parts_with_vectors(
+        model: &ThincModel,
+        actions: Vec<Action>,
+        vectors: Option<&Arc<Vectors>>,
+    ) -> Result<Ner, ModelError> {
+        let tok2vec = Tok2Vec::from_thinc_with_vectors(model, vectors)?;
         if tok2vec.n_columns() != 4 || !tok2vec.has_projection() {
             return Err(model.error(format!(
                 "the NER tok2vec must have 4 feature columns and a projection, found {} columns",
@@ -185,6 +209,12 @@ impl Ner {
         &self.labels
     }
 
+    /// Whether the tok2vec reads static vectors (then [`NerInput::orths`]
+    /// matters).
+    pub fn uses_static_vectors(&self) -> bool {
+        self.tok2vec.has_static_vectors()
+    }
+
     /// The tok2vec of the component.
     pub fn tok2vec(&self) -> &Tok2Vec {
         &self.tok2vec
@@ -203,8 +233,28 @@ impl Ner {
         docs: &[NerInput<'_>],
         mut trace: Option<&mut Vec<f32>>,
     ) -> Vec<Vec<Entity>> {
-        let rows: Vec<&[u64]> = docs.iter().map(|d| d.rows.as_flattened()).collect();
+        // With static vectors each token's ids are its row and its ORTH.
+        let with_orth: Vec<Vec<u64>> = if self.tok2vec.has_static_vectors() {
+            docs.iter()
+                .map(|d| {
+                    let mut ids = Vec::with_capacity(d.rows.len() * 5);
+                    for (i, r) in d.rows.iter().enumerate() {
+                        ids.extend_from_slice(r);
+                        ids.push(d.orths.and_then(|o| o.get(i).copied()).unwrap_or(0));
+                    }
+                    ids
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let rows: Vec<&[u64]> = if with_orth.is_empty() {
+            docs.iter().map(|d| d.rows.as_flattened()).collect()
+        } else {
+            with_orth.iter().map(Vec::as_slice).collect()
+        };
         let tokvecs = self.tok2vec.forward_batch(&rows, None);
+        drop(with_orth);
         let total: usize = docs.iter().map(|d| d.rows.len()).sum();
         let width = self.net.cached_width();
         let cached = self.net.precompute(total, &tokvecs);
@@ -390,6 +440,7 @@ mod tests {
             rows: &rows,
             is_space: &is_space,
             sent_starts: None,
+            orths: None,
         };
         ner.predict(&[input])
             .remove(0)
@@ -537,16 +588,19 @@ mod tests {
                 rows: &[],
                 is_space: &[],
                 sent_starts: None,
+                orths: None,
             },
             NerInput {
                 rows: &rows,
                 is_space: &sp,
                 sent_starts: None,
+                orths: None,
             },
             NerInput {
                 rows: &[],
                 is_space: &[],
                 sent_starts: None,
+                orths: None,
             },
         ];
         let out = ner.predict(&docs);
@@ -563,6 +617,7 @@ mod tests {
             rows: &many,
             is_space: &sp,
             sent_starts: None,
+            orths: None,
         }]);
         assert!(got[0].len() >= 300, "{}", got[0].len());
     }
@@ -582,6 +637,7 @@ mod tests {
             rows: &rows,
             is_space: &sp,
             sent_starts: None,
+            orths: None,
         }]);
         let labels = |e: &[Entity]| -> Vec<(usize, usize, String)> {
             e.iter()
@@ -598,6 +654,7 @@ mod tests {
             rows: &rows,
             is_space: &sp,
             sent_starts: Some(&starts),
+            orths: None,
         }]);
         assert_eq!(labels(&cut[0]), [(6, 7, "DATE".to_owned())]);
     }

@@ -1,6 +1,6 @@
-//! spaCy's `Tok2Vec.v2`: MultiHashEmbed.v2 (no static vectors) and
-//! MaxoutWindowEncoder.v2, optionally followed by the `list2array >> linear`
-//! projection of TransitionBasedParser.v2.
+//! spaCy's `Tok2Vec.v2`: MultiHashEmbed.v2 (with or without static vectors)
+//! and MaxoutWindowEncoder.v2, optionally followed by the `list2array >>
+//! linear` projection of TransitionBasedParser.v2.
 //!
 //! Two instances exist in `en_core_web_sm`: the NER's own tok2vec (columns
 //! NORM, PREFIX, SUFFIX, SHAPE, with the 96→64 projection in the same file)
@@ -8,13 +8,22 @@
 //! SPACY, IS_SPACE; no projection) that the tagger and the parser listen to.
 //! The number of columns and the table sizes are read from the model.
 //!
+//! `en_core_web_md` has the same two instances with
+//! `include_static_vectors = true`: thinc's `StaticVectors` looks every
+//! token's ORTH up in the pipeline's vector table (a missing key gives the
+//! zero vector), projects it with `W` (96×300, no bias) and concatenates the
+//! result after the hash embeddings, before the mixing Maxout.
+//!
 //! All arithmetic is f32 with the operation order of thinc where it matters
 //! (bias added after the matrix product, four hash rows summed in order),
 //! and every matrix product is one `sgemm` over all tokens of a batch.
 
+use std::sync::Arc;
+
 use super::error::ModelError;
 use super::hash::murmurhash3_u64;
 use super::thinc::{Node, ThincModel};
+use super::vectors::Vectors;
 
 /// `C (m×n) = A (m×k) · Bᵀ` where `B` is stored row-major as (n×k), i.e. the
 /// thinc weight layout `W[nO, nI]`. `C` is overwritten.
@@ -66,6 +75,40 @@ pub struct HashEmbed {
     n_rows: usize,
     /// (n_rows × n_out·n_pieces of the mixer): the table through `W_c`.
     proj: Vec<f32>,
+}
+
+/// thinc `StaticVectors` (spaCy's, mode `default`) feeding the mixer.
+///
+/// Unlike the hash tables, the 20000×300 vector table is not folded into the
+/// mixer at load (that would cost a 20000-row product per tok2vec and 23 MB
+/// each); per batch chunk the looked-up rows go through `W` and the mixer's
+/// static block as two matrix products.
+#[derive(Debug, Clone)]
+struct StaticEmbed {
+    vectors: Arc<Vectors>,
+    /// `W` (WIDTH × n_m), thinc layout.
+    w: Vec<f32>,
+    /// Vector width (`nM`, 300).
+    n_m: usize,
+    /// The mixer's input columns of the static block (mix width × WIDTH).
+    mix_w: Vec<f32>,
+}
+
+impl StaticEmbed {
+    /// Writes the mixer pre-activation of the static block into `z`
+    /// (rows × mix width) for the ORTH keys `keys`.
+    fn forward(&self, keys: impl Iterator<Item = u64>, rows: usize, z: &mut [f32]) {
+        let mut v = vec![0.0f32; rows * self.n_m];
+        for (dst, key) in v.chunks_exact_mut(self.n_m).zip(keys) {
+            if let Some(vec) = self.vectors.get(key) {
+                dst.copy_from_slice(vec);
+            }
+        }
+        let mut s = vec![0.0f32; rows * WIDTH];
+        gemm_abt(rows, self.n_m, WIDTH, &v, &self.w, &mut s);
+        let mix_width = self.mix_w.len() / WIDTH;
+        gemm_abt(rows, WIDTH, mix_width, &s, &self.mix_w, z);
+    }
 }
 
 /// thinc `Maxout`: `max_p (W[o,p,:]·x + b[o,p])`.
@@ -249,6 +292,9 @@ pub struct Stages {
 #[derive(Debug, Clone)]
 pub struct Tok2Vec {
     embeds: Vec<HashEmbed>,
+    /// With `include_static_vectors`: the ORTH vectors, after the hash
+    /// columns in the mixer input.
+    static_embed: Option<StaticEmbed>,
     mix: Maxout,
     mix_ln: LayerNorm,
     blocks: Vec<(Maxout, LayerNorm)>,
@@ -263,7 +309,18 @@ impl Tok2Vec {
     /// number of feature columns, their `nV` the table sizes), then the
     /// maxout/layernorm nodes in breadth-first order (embed mixer first, then
     /// the encoder blocks), and, if present, the `linear` 96→N projection.
+    /// A model with a `static_vectors` layer fails here: use
+    /// [`Tok2Vec::from_thinc_with_vectors`].
     pub fn from_thinc(model: &ThincModel) -> Result<Tok2Vec, ModelError> {
+        Self::from_thinc_with_vectors(model, None)
+    }
+
+    /// As [`Tok2Vec::from_thinc`]; a `static_vectors` layer reads `vectors`
+    /// (the pipeline's `vocab/vectors`), which must then be given.
+    pub fn from_thinc_with_vectors(
+        model: &ThincModel,
+        vectors: Option<&Arc<Vectors>>,
+    ) -> Result<Tok2Vec, ModelError> {
         // Layers are selected by name (in thinc's breadth-first order) and
         // checked by shape, instead of interpreting every combinator node.
         let mut hashembeds: Vec<&Node> = model.nodes_named("hashembed").collect();
@@ -305,7 +362,13 @@ impl Tok2Vec {
                 lns.len()
             )));
         }
-        let mix = Maxout::load(model, maxouts[0], n_cols * WIDTH, WIDTH)?;
+        let static_node = match model.nodes_named("static_vectors").collect::<Vec<_>>()[..] {
+            [] => None,
+            [node] => Some(node),
+            _ => return Err(model.error("more than one static_vectors layer")),
+        };
+        let n_blocks = n_cols + usize::from(static_node.is_some());
+        let mix = Maxout::load(model, maxouts[0], n_blocks * WIDTH, WIDTH)?;
         // proj_c = E_c · W_cᵀ, W_c = the mixer's input columns of column c.
         let mix_width = mix.n_out * mix.n_pieces;
         let mut embeds = Vec::with_capacity(n_cols);
@@ -318,6 +381,33 @@ impl Tok2Vec {
             gemm_abt(n_rows, WIDTH, mix_width, &table, &w_c, &mut proj);
             embeds.push(HashEmbed { seed, n_rows, proj });
         }
+        let static_embed = match static_node {
+            None => None,
+            Some(node) => {
+                let vectors = vectors.ok_or_else(|| {
+                    model.error(
+                        "the tok2vec has static vectors but the pipeline's vocab/vectors were not loaded",
+                    )
+                })?;
+                let n_m = vectors.width();
+                if node.dim("nM").is_some_and(|m| m != n_m as i64) {
+                    return Err(model.error(format!(
+                        "static_vectors nM {:?} does not match the vector width {n_m}",
+                        node.dim("nM")
+                    )));
+                }
+                let mut mix_w = Vec::with_capacity(mix_width * WIDTH);
+                for row in mix.w.chunks_exact(mix.n_in) {
+                    mix_w.extend_from_slice(&row[n_cols * WIDTH..(n_cols + 1) * WIDTH]);
+                }
+                Some(StaticEmbed {
+                    vectors: Arc::clone(vectors),
+                    w: model.param(node, "W", &[WIDTH, n_m])?,
+                    n_m,
+                    mix_w,
+                })
+            }
+        };
         let mix_ln = LayerNorm::load(model, lns[0], WIDTH)?;
         let mut blocks = Vec::with_capacity(DEPTH);
         for d in 1..=DEPTH {
@@ -348,6 +438,7 @@ impl Tok2Vec {
             .unwrap_or(0) as usize;
         Ok(Tok2Vec {
             embeds,
+            static_embed,
             mix,
             mix_ln,
             blocks,
@@ -362,6 +453,18 @@ impl Tok2Vec {
         self.embeds.len()
     }
 
+    /// Whether the embedding includes static vectors (then every token needs
+    /// its ORTH id after the hash columns, see [`Tok2Vec::ids_per_token`]).
+    pub fn has_static_vectors(&self) -> bool {
+        self.static_embed.is_some()
+    }
+
+    /// Ids per token in the input of [`Tok2Vec::forward_batch`]: the
+    /// `n_columns()` hash features, then the ORTH id with static vectors.
+    pub fn ids_per_token(&self) -> usize {
+        self.embeds.len() + usize::from(self.static_embed.is_some())
+    }
+
     /// Whether the model ends in a projection layer.
     pub fn has_projection(&self) -> bool {
         self.proj.is_some()
@@ -374,37 +477,71 @@ impl Tok2Vec {
     }
 
     /// MultiHashEmbed: per token the 4 projected hash rows of every column
-    /// are summed into the mixer's pre-activation, then bias, max over
-    /// pieces, LayerNorm. `ids` holds `n_columns()` ids per token; writes
-    /// (n × 96) into `out`.
+    /// (plus, with static vectors, the projected ORTH vector) are summed into
+    /// the mixer's pre-activation, then bias, max over pieces, LayerNorm.
+    /// `ids` holds `ids_per_token()` ids per token; writes (n × 96) into
+    /// `out`.
     fn embed_into(&self, ids: &[u64], out: &mut [f32]) {
         let width = self.mix.n_out * self.mix.n_pieces;
-        let mut z = vec![0.0f32; width];
-        for (row, y) in ids
-            .chunks_exact(self.embeds.len())
-            .zip(out.chunks_exact_mut(WIDTH))
-        {
-            z.fill(0.0);
-            for (c, emb) in self.embeds.iter().enumerate() {
-                for w in murmurhash3_u64(row[c], emb.seed) {
-                    let r = (w as usize) % emb.n_rows * width;
-                    for (acc, v) in z.iter_mut().zip(&emb.proj[r..r + width]) {
-                        *acc += v;
-                    }
-                }
+        let stride = self.ids_per_token();
+        let Some(st) = &self.static_embed else {
+            // Hash columns only: one pre-activation row, reused per token.
+            let mut z = vec![0.0f32; width];
+            for (row, y) in ids.chunks_exact(stride).zip(out.chunks_exact_mut(WIDTH)) {
+                z.fill(0.0);
+                self.add_hash_rows(row, &mut z);
+                self.mix.max_pieces(&z, y);
             }
-            self.mix.max_pieces(&z, y);
+            self.mix_ln.forward(out);
+            return;
+        };
+        // With static vectors the pre-activation starts from their block,
+        // computed CHUNK tokens at a time by two matrix products.
+        const CHUNK: usize = 256;
+        let n_cols = self.embeds.len();
+        let mut z = Vec::new();
+        for (ids, out) in ids
+            .chunks(CHUNK * stride)
+            .zip(out.chunks_mut(CHUNK * WIDTH))
+        {
+            let rows = ids.len() / stride;
+            z.clear();
+            z.resize(rows * width, 0.0);
+            st.forward(ids.chunks_exact(stride).map(|r| r[n_cols]), rows, &mut z);
+            for ((row, z), y) in ids
+                .chunks_exact(stride)
+                .zip(z.chunks_exact_mut(width))
+                .zip(out.chunks_exact_mut(WIDTH))
+            {
+                self.add_hash_rows(row, z);
+                self.mix.max_pieces(z, y);
+            }
         }
         self.mix_ln.forward(out);
     }
 
+    /// Adds the 4 projected rows of every hash column of one token to `z`.
+    #[inline]
+    fn add_hash_rows(&self, row: &[u64], z: &mut [f32]) {
+        let width = z.len();
+        for (c, emb) in self.embeds.iter().enumerate() {
+            for w in murmurhash3_u64(row[c], emb.seed) {
+                let r = (w as usize) % emb.n_rows * width;
+                for (acc, v) in z.iter_mut().zip(&emb.proj[r..r + width]) {
+                    *acc += v;
+                }
+            }
+        }
+    }
+
     /// Runs the tok2vec over a batch of documents and returns the output
     /// vectors of all tokens, concatenated in doc order (Σn × output_width).
-    /// Each doc is given as its feature ids, `n_columns()` per token
-    /// (`FeatureRow` slices flatten to this with `as_flattened`). With
-    /// `stages`, also the intermediate (embed, encoder) rows.
+    /// Each doc is given as its feature ids, `ids_per_token()` per token
+    /// (without static vectors, `FeatureRow` slices flatten to this with
+    /// `as_flattened`). With `stages`, also the intermediate (embed,
+    /// encoder) rows.
     pub fn forward_batch(&self, docs: &[&[u64]], mut stages: Option<&mut Stages>) -> Vec<f32> {
-        let n_cols = self.embeds.len();
+        let n_cols = self.ids_per_token();
         let docs: Vec<&[u64]> = docs
             .iter()
             .map(|d| &d[..d.len() / n_cols * n_cols])

@@ -243,6 +243,15 @@ impl Vocab {
         ]
     }
 
+    /// `doc.to_array(ORTH)`: the string id of every token's text (the key of
+    /// the static vectors).
+    pub fn orth_ids(&self, doc_text: &str, tokens: &[Token]) -> Vec<u64> {
+        tokens
+            .iter()
+            .map(|t| string_id(doc_text.get(t.start..t.end).unwrap_or("")))
+            .collect()
+    }
+
     /// Feature rows of all tokens of a document.
     pub fn feature_rows(&self, doc_text: &str, tokens: &[Token]) -> Vec<FeatureRow> {
         tokens

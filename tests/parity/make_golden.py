@@ -81,6 +81,42 @@ def dump(record) -> str:
     return "\n".join(lines) + "\n"
 
 
+def make_record(name: str, text: str, doc_ner, doc, model_name: str) -> dict:
+    """The golden record of one text from its NER-only and full docs."""
+    attrs = doc_ner.to_array([NORM, PREFIX, SUFFIX, SHAPE])
+    tokens = [
+        {
+            "text": t.text,
+            "idx": t.idx,
+            "whitespace": bool(t.whitespace_),
+            "norm": t.norm_,
+            "prefix": t.prefix_,
+            "suffix": t.suffix_,
+            "shape": t.shape_,
+            "is_space": t.is_space,
+            "attrs": [int(x) for x in attrs[t.i]],
+        }
+        for t in doc_ner
+    ]
+    return {
+        "name": name,
+        "spacy_version": spacy.__version__,
+        "model": model_name,
+        "text": text,
+        "tokens": tokens,
+        "ents_ner_only": ents(doc_ner),
+        "full": {
+            "sents": [[s.start, s.end] for s in doc.sents],
+            "tag": [t.tag_ for t in doc],
+            "pos": [t.pos_ for t in doc],
+            "dep": [t.dep_ for t in doc],
+            "head": [t.head.i for t in doc],
+            "lemma": [t.lemma_ for t in doc],
+            "ents": ents(doc),
+        },
+    }
+
+
 def main() -> int:
     path = model_dir()
     if not (path / "config.cfg").exists():
@@ -102,38 +138,8 @@ def main() -> int:
         doc = nlp_full(text)
         if [t.text for t in doc] != [t.text for t in doc_ner]:
             raise SystemExit(f"{name}: the two pipelines tokenized differently")
-        attrs = doc_ner.to_array([NORM, PREFIX, SUFFIX, SHAPE])
-        tokens = [
-            {
-                "text": t.text,
-                "idx": t.idx,
-                "whitespace": bool(t.whitespace_),
-                "norm": t.norm_,
-                "prefix": t.prefix_,
-                "suffix": t.suffix_,
-                "shape": t.shape_,
-                "is_space": t.is_space,
-                "attrs": [int(x) for x in attrs[t.i]],
-            }
-            for t in doc_ner
-        ]
-        record = {
-            "name": name,
-            "spacy_version": spacy.__version__,
-            "model": MODEL_NAME,
-            "text": text,
-            "tokens": tokens,
-            "ents_ner_only": ents(doc_ner),
-            "full": {
-                "sents": [[s.start, s.end] for s in doc.sents],
-                "tag": [t.tag_ for t in doc],
-                "pos": [t.pos_ for t in doc],
-                "dep": [t.dep_ for t in doc],
-                "head": [t.head.i for t in doc],
-                "lemma": [t.lemma_ for t in doc],
-                "ents": ents(doc),
-            },
-        }
+        record = make_record(name, text, doc_ner, doc, MODEL_NAME)
+        tokens = record["tokens"]
         (out_dir / f"{name}.json").write_text(dump(record), encoding="utf-8")
         total += len(tokens)
     print(f"make_golden: {len(names)} texts, {total} tokens -> {out_dir}")

@@ -1,0 +1,367 @@
+//! Parity with Python spaCy 3.8 on `en_core_web_md` 3.8.0, the pipeline with
+//! static word vectors (`vocab/vectors`, MultiHashEmbed with
+//! `include_static_vectors = true` in both tok2vec layers), on a subset of
+//! the corpus: `tests/parity/golden_md/<name>.json`, written by
+//! `tests/parity/make_golden_md.py` (same schema as `tests/parity/golden`).
+//!
+//! Checked at 100%: tokens (our tokenizer against spaCy's), the NER feature
+//! ids, NER-only entities, and the full pipeline's sentences, tags, heads,
+//! deps, POS, lemmas and entities, both on spaCy's tokens and end to end.
+//!
+//! The model comes from `ARTICLE_ANALYZER_MODELS` (the directory holding
+//! `en_core_web_md-3.8.0`) or `models/` (`scripts/fetch-models md`); the
+//! golden directory can be overridden with `ARTICLE_ANALYZER_GOLDEN_MD`.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use article_analyzer::spacy::language::{Components, Doc, Language};
+use article_analyzer::spacy::ner::NerInput;
+use article_analyzer::spacy::unicode::py_str_isspace;
+use article_analyzer::spacy::Token;
+use serde_json::Value;
+
+fn model_dir() -> PathBuf {
+    let dir = std::env::var_os("ARTICLE_ANALYZER_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"))
+        .join("en_core_web_md-3.8.0");
+    assert!(
+        dir.join("config.cfg").is_file(),
+        "the en_core_web_md model is missing at {}; run `scripts/fetch-models md` first",
+        dir.display()
+    );
+    dir
+}
+
+fn golden_dir() -> PathBuf {
+    std::env::var_os("ARTICLE_ANALYZER_GOLDEN_MD")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/parity/golden_md"))
+}
+
+fn load(components: Components) -> Language {
+    let t = Instant::now();
+    let lang = Language::load_with(&model_dir(), components).expect("loading en_core_web_md");
+    println!("en_core_web_md {components:?} loaded in {:?}", t.elapsed());
+    lang
+}
+
+fn full() -> &'static Language {
+    static LANG: OnceLock<Language> = OnceLock::new();
+    LANG.get_or_init(|| load(Components::FULL))
+}
+
+fn ner_only() -> &'static Language {
+    static LANG: OnceLock<Language> = OnceLock::new();
+    LANG.get_or_init(|| load(Components::NER_ONLY))
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// (file name, golden record) of every golden file, sorted.
+fn goldens() -> Vec<(String, Value)> {
+    let dir = golden_dir();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(
+        !files.is_empty(),
+        "no golden files in {}; run tests/parity/make_golden_md.py",
+        dir.display()
+    );
+    files
+        .iter()
+        .map(|p| {
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            (name, read_json(p))
+        })
+        .collect()
+}
+
+/// spaCy's tokens of a golden file as our `Token`s (token-level norm where
+/// spaCy's differs from the lexeme norm).
+fn golden_tokens(lang: &Language, text: &str, tokens: &[Value]) -> Vec<Token> {
+    let mut c2b: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
+    c2b.push(text.len());
+    tokens
+        .iter()
+        .map(|t| {
+            let start = c2b[t["idx"].as_u64().expect("idx") as usize];
+            let tok_text = t["text"].as_str().expect("text");
+            let end = start + tok_text.len();
+            assert_eq!(&text[start..end], tok_text, "golden token offsets");
+            let norm = t["norm"].as_str().expect("norm");
+            let lex = lang.vocab().lex_norm(tok_text);
+            Token {
+                start,
+                end,
+                whitespace: t["whitespace"].as_bool().expect("whitespace"),
+                norm: (norm != lex).then(|| norm.into()),
+            }
+        })
+        .collect()
+}
+
+fn strs(v: &Value) -> Vec<String> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_str().expect("string").to_owned())
+        .collect()
+}
+
+fn usizes(v: &Value) -> Vec<usize> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_u64().expect("integer") as usize)
+        .collect()
+}
+
+fn golden_ents(v: &Value) -> Vec<(usize, usize, String)> {
+    v.as_array()
+        .expect("ents")
+        .iter()
+        .map(|e| {
+            (
+                e["start"].as_u64().unwrap() as usize,
+                e["end"].as_u64().unwrap() as usize,
+                e["label"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn doc_ents(doc: &Doc) -> Vec<(usize, usize, String)> {
+    doc.ents
+        .iter()
+        .map(|e| (e.start, e.end, e.label.to_string()))
+        .collect()
+}
+
+/// Matches per field: (equal, total), and the first mismatches. Lists
+/// (entities included) are compared position by position.
+#[derive(Default)]
+struct Tally {
+    fields: Vec<(&'static str, usize, usize)>,
+    mismatches: Vec<String>,
+}
+
+impl Tally {
+    fn add<T: PartialEq + std::fmt::Debug>(
+        &mut self,
+        what: &'static str,
+        name: &str,
+        got: &[T],
+        want: &[T],
+    ) {
+        let idx = match self.fields.iter().position(|f| f.0 == what) {
+            Some(i) => i,
+            None => {
+                self.fields.push((what, 0, 0));
+                self.fields.len() - 1
+            }
+        };
+        let total = want.len().max(got.len());
+        let equal = want.iter().zip(got).filter(|(w, g)| w == g).count();
+        self.fields[idx].1 += equal;
+        self.fields[idx].2 += total;
+        if equal != total && self.mismatches.len() < 30 {
+            let i = want.iter().zip(got).position(|(w, g)| w != g);
+            let i = i.unwrap_or(want.len().min(got.len()));
+            self.mismatches.push(format!(
+                "{name}: {what}[{i}] got {:?} want {:?} (lengths {} / {})",
+                got.get(i),
+                want.get(i),
+                got.len(),
+                want.len()
+            ));
+        }
+    }
+
+    fn assert_all(&self, what: &str) {
+        let figures: Vec<String> = self
+            .fields
+            .iter()
+            .map(|(f, e, t)| format!("{f}: {e}/{t}"))
+            .collect();
+        println!("en_core_web_md {what}: {}", figures.join(", "));
+        for m in &self.mismatches {
+            println!("  {m}");
+        }
+        assert!(!self.fields.is_empty());
+        for (f, e, t) in &self.fields {
+            assert_eq!(e, t, "{what}: {f} parity");
+        }
+    }
+}
+
+#[test]
+fn meta_and_vectors() {
+    let lang = ner_only();
+    assert_eq!(lang.meta().name, "en_core_web_md");
+    assert_eq!(lang.meta().version, "3.8.0");
+    assert_eq!(lang.meta().lang, "en");
+    assert_eq!(lang.components(), ["ner"]);
+    assert!(lang.ner().uses_static_vectors());
+    let v = lang.vectors().expect("md loads its static vectors");
+    assert_eq!((v.n_rows(), v.width(), v.n_keys()), (20000, 300, 684830));
+    assert_eq!(lang.ner().actions().len(), 74);
+}
+
+#[test]
+fn ner_only_parity() {
+    let lang = ner_only();
+    let mut spacy_toks = Tally::default();
+    let mut e2e = Tally::default();
+    // Texts whose entities change when every token gets the zero vector:
+    // shows that the vectors are read at all.
+    let mut vectors_matter = 0;
+    for (name, g) in goldens() {
+        let text = g["text"].as_str().expect("text");
+        let g_tokens = g["tokens"].as_array().expect("tokens");
+        let want = golden_ents(&g["ents_ner_only"]);
+        // On spaCy's tokens: features and entities.
+        let tokens = golden_tokens(lang, text, g_tokens);
+        let rows = lang.vocab().feature_rows(text, &tokens);
+        let want_attrs: Vec<Vec<u64>> = g_tokens
+            .iter()
+            .map(|t| {
+                t["attrs"]
+                    .as_array()
+                    .expect("attrs")
+                    .iter()
+                    .map(|x| x.as_u64().unwrap())
+                    .collect()
+            })
+            .collect();
+        let got_attrs: Vec<Vec<u64>> = rows.iter().map(|r| r.to_vec()).collect();
+        spacy_toks.add("attrs", &name, &got_attrs, &want_attrs);
+        let is_space: Vec<bool> = tokens
+            .iter()
+            .map(|t| py_str_isspace(&text[t.start..t.end]))
+            .collect();
+        let blind = lang.ner().predict(&[NerInput {
+            rows: &rows,
+            is_space: &is_space,
+            sent_starts: None,
+            orths: None,
+        }]);
+        let ents = lang.ner_tokens_batch(&[text], &[tokens], None).remove(0);
+        vectors_matter += usize::from(blind[0] != ents);
+        let got: Vec<(usize, usize, String)> = ents
+            .iter()
+            .map(|e| (e.start, e.end, e.label.to_string()))
+            .collect();
+        spacy_toks.add("ents(ner only)", &name, &got, &want);
+        // End to end: our tokenizer, then the entities.
+        let doc = lang.process(text);
+        let got_toks: Vec<(usize, &str)> = doc
+            .tokens
+            .iter()
+            .map(|t| (text[..t.start].chars().count(), &text[t.start..t.end]))
+            .collect();
+        let want_toks: Vec<(usize, &str)> = g_tokens
+            .iter()
+            .map(|t| {
+                (
+                    t["idx"].as_u64().unwrap() as usize,
+                    t["text"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        e2e.add("tokens", &name, &got_toks, &want_toks);
+        e2e.add("ents(ner only)", &name, &doc_ents(&doc), &want);
+    }
+    spacy_toks.assert_all("NER only, spaCy tokens");
+    assert!(
+        vectors_matter > 0,
+        "zero static vectors gave the same entities on every text"
+    );
+    println!(
+        "en_core_web_md without its static vectors: entities differ on {vectors_matter} texts"
+    );
+    e2e.assert_all("NER only, end to end");
+}
+
+fn check_full(t: &mut Tally, name: &str, g: &Value, doc: &Doc) {
+    let full = &g["full"];
+    let want_sents: Vec<(usize, usize)> = full["sents"]
+        .as_array()
+        .expect("sents")
+        .iter()
+        .map(|s| {
+            (
+                s[0].as_u64().unwrap() as usize,
+                s[1].as_u64().unwrap() as usize,
+            )
+        })
+        .collect();
+    let own = |v: &Option<Vec<std::sync::Arc<str>>>| -> Vec<String> {
+        v.iter().flatten().map(|s| s.to_string()).collect()
+    };
+    t.add("sents", name, &doc.sents().unwrap_or_default(), &want_sents);
+    t.add("tags", name, &own(&doc.tags), &strs(&full["tag"]));
+    t.add(
+        "heads",
+        name,
+        &doc.heads.clone().unwrap_or_default(),
+        &usizes(&full["head"]),
+    );
+    t.add("deps", name, &own(&doc.deps), &strs(&full["dep"]));
+    t.add("pos", name, &own(&doc.pos), &strs(&full["pos"]));
+    t.add("lemmas", name, &own(&doc.lemmas), &strs(&full["lemma"]));
+    t.add(
+        "ents(full)",
+        name,
+        &doc_ents(doc),
+        &golden_ents(&full["ents"]),
+    );
+}
+
+#[test]
+fn full_pipeline_parity() {
+    let lang = full();
+    assert_eq!(
+        lang.components(),
+        [
+            "tok2vec",
+            "tagger",
+            "parser",
+            "attribute_ruler",
+            "lemmatizer",
+            "ner"
+        ]
+    );
+    let goldens = goldens();
+    let texts: Vec<&str> = goldens
+        .iter()
+        .map(|(_, g)| g["text"].as_str().expect("text"))
+        .collect();
+    // On spaCy's tokens, all texts as one batch.
+    let tokens: Vec<Vec<Token>> = goldens
+        .iter()
+        .zip(&texts)
+        .map(|((_, g), text)| golden_tokens(lang, text, g["tokens"].as_array().expect("tokens")))
+        .collect();
+    let docs = lang.process_tokens_batch(&texts, tokens);
+    let mut batch = Tally::default();
+    for ((name, g), doc) in goldens.iter().zip(&docs) {
+        check_full(&mut batch, name, g, doc);
+    }
+    batch.assert_all("full pipeline, spaCy tokens");
+    // End to end, one text at a time.
+    let mut e2e = Tally::default();
+    for ((name, g), text) in goldens.iter().zip(&texts) {
+        check_full(&mut e2e, name, g, &lang.process(text));
+    }
+    e2e.assert_all("full pipeline, end to end");
+}
