@@ -98,6 +98,10 @@ pub(crate) struct CueSense {
     pub weight: f32,
     /// An evaluation ("condemn") rather than a deed ("sanctions on").
     pub attitude: bool,
+    /// A harmful deed whose object is its victim ("invasion of X"): the
+    /// weight is the sympathy it earns the target, and an attitude toward
+    /// the deed ("condemned the invasion of X") counts as harm to the target.
+    pub victim: bool,
     pub reason: String,
 }
 
@@ -278,14 +282,15 @@ pub(crate) fn parse_cues(file: &str, content: &str) -> Result<Vec<Cue>, StanceEr
             }
         };
         let weight = parse_weight(file, n, cols[2])?;
-        let attitude = match cols[3].trim() {
-            "attitude" => true,
-            "action" => false,
+        let (attitude, victim) = match cols[3].trim() {
+            "attitude" => (true, false),
+            "action" => (false, false),
+            "victim" => (false, true),
             other => {
                 return Err(StanceError::parse(
                     file,
                     n,
-                    format!("kind {other:?} is not attitude or action"),
+                    format!("kind {other:?} is not attitude, action or victim"),
                 ))
             }
         };
@@ -297,6 +302,7 @@ pub(crate) fn parse_cues(file: &str, content: &str) -> Result<Vec<Cue>, StanceEr
             role,
             weight,
             attitude,
+            victim,
             reason,
         };
         match cues.iter_mut().find(|c| c.phrase == phrase) {

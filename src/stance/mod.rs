@@ -18,13 +18,17 @@
 //! with a readable reason), then over the document, and turned into
 //! probabilities with a softmax that gives NEUTRAL a fixed margin.
 //!
-//! Scoping is by sentence and token distance: the v0 of an engine that a
-//! dependency parse can refine. [`tokens`] and the role tests in
-//! `SentenceScorer::cue_contributions` are the places a parse would replace.
+//! Scoping uses the dependency parse when the recognizer ran the parser
+//! ([`syntax`]: a cue counts for the target only as its object or its doer,
+//! and distances are tree edges); without a parse it falls back to sentence
+//! and token distance, the rules of v0. [`eval`] scores the engine on the
+//! annotated sets in `eval/stance/`.
 
 mod config;
 mod error;
+pub mod eval;
 mod lexicon;
+mod syntax;
 mod targets;
 mod tokens;
 
@@ -39,6 +43,7 @@ pub use config::StanceConfig;
 pub use error::StanceError;
 
 use lexicon::{Lexicon, Role};
+use syntax::Parse;
 use targets::{EntityRange, Occurrence, TargetMatcher};
 use tokens::{tokenize, Token, TokenKind};
 
@@ -298,6 +303,8 @@ struct Ctx<'s> {
     in_quote: Vec<bool>,
     has_report: bool,
     target_is_speaker: bool,
+    /// The dependency parse, when the recognizer ran the parser.
+    parse: Option<Parse>,
 }
 
 impl SentenceScorer<'_> {
@@ -377,13 +384,38 @@ impl SentenceScorer<'_> {
             }
         };
 
+        let parse = offset.and_then(|off| Parse::new(sentence, off, &tokens));
         let contrasts = self.positions(&tokens, &self.lex.contrasts);
         let in_quote = quote_mask(&tokens, cfg_min_quote(self.cfg));
         let reports = self.positions(&tokens, &self.lex.reports);
-        let reports: Vec<usize> = reports.into_iter().filter(|&p| !in_quote[p]).collect();
+        // A reporting word inside a name ("United States") or used as a
+        // noun or modifier does not report speech.
+        let reports: Vec<usize> = reports
+            .into_iter()
+            .filter(|&p| !in_quote[p])
+            .filter(|&p| !entities.iter().any(|e| e.start <= p && p < e.end))
+            .filter(|&p| parse.as_ref().map_or(true, |pp| pp.is_predicate(p)))
+            .collect();
         let has_report = !reports.is_empty();
-        // The speaker: the entity nearest a reporting verb, within 3 words.
+        // The speaker: with a parse, the target is (in) the subject of a
+        // reporting verb; without, the entity nearest it, within 3 words.
+        let speaker_by_parse = |p: usize, pp: &Parse| {
+            let Some(verb) = pp.node(p) else {
+                return false;
+            };
+            let Some(subject) = pp.subject(verb) else {
+                return false;
+            };
+            occurrences.iter().any(|o| {
+                pp.nodes(o.start, o.end)
+                    .iter()
+                    .any(|&n| pp.within(subject, n))
+            })
+        };
         let target_is_speaker = reports.iter().any(|&p| {
+            if let Some(pp) = &parse {
+                return speaker_by_parse(p, pp);
+            }
             let verb = word_range(&tokens, p, p + 1);
             let best_target = occurrences.iter().map(|o| gap(o, &verb)).min();
             let best_other = others.iter().map(|o| gap(o, &verb)).min();
@@ -402,6 +434,7 @@ impl SentenceScorer<'_> {
             in_quote,
             has_report,
             target_is_speaker,
+            parse,
         };
 
         let mut pieces = Vec::new();
@@ -521,6 +554,40 @@ impl SentenceScorer<'_> {
     /// The nearest target occurrence on the side `role` asks for, with the
     /// number of words between.
     fn nearest(&self, ctx: &Ctx, cue: &WordRange, role: Role) -> Option<(usize, WordRange)> {
+        self.nearest_except(ctx, cue, role, &|_| false)
+    }
+
+    /// [`Self::nearest`] without the occurrences `skip` rejects. With a
+    /// parse, the target must stand in the cue's syntactic role and the
+    /// distance is counted in tree edges.
+    fn nearest_except(
+        &self,
+        ctx: &Ctx,
+        cue: &WordRange,
+        role: Role,
+        skip: &dyn Fn(&WordRange) -> bool,
+    ) -> Option<(usize, WordRange)> {
+        if let Some(p) = &ctx.parse {
+            let cn = p.nodes(cue.start, cue.end);
+            if let Some(ct) = p.top(&cn) {
+                return ctx
+                    .occurrences
+                    .iter()
+                    .filter(|o| !skip(o))
+                    .filter_map(|o| {
+                        let on = p.nodes(o.start, o.end);
+                        let ot = p.top(&on)?;
+                        let ok = match role {
+                            Role::Object => p.is_object(ct, &cn, &on),
+                            Role::Subject => p.is_subject(ct, &on),
+                            Role::Any => p.is_object(ct, &cn, &on) || p.is_subject(ct, &on),
+                        };
+                        let d = p.distance(ct, ot).saturating_sub(1);
+                        (ok && d <= self.cfg.max_cue_distance).then_some((d, *o))
+                    })
+                    .min_by_key(|(d, _)| *d);
+            }
+        }
         ctx.occurrences
             .iter()
             .filter(|o| match role {
@@ -579,30 +646,75 @@ impl SentenceScorer<'_> {
         // Attitude cues whose object is another cue: (outer, inner).
         let mut chained_outer = vec![false; matches.len()];
         let mut chain_into: Vec<Option<usize>> = vec![None; matches.len()];
-        for (i, outer) in matches.iter().enumerate() {
-            let cue = &self.lex.cues[outer.cue];
-            let Some(sense) = cue.sense(Role::Object) else {
-                continue;
-            };
-            if !sense.attitude || sense.weight == 0.0 {
-                continue;
+        let has_object_sense = |m: &CueMatch| {
+            self.lex.cues[m.cue]
+                .senses
+                .iter()
+                .any(|s| matches!(s.role, Role::Object | Role::Any) && s.weight != 0.0)
+        };
+        let is_outer = |m: &CueMatch| {
+            self.lex.cues[m.cue]
+                .sense(Role::Object)
+                .is_some_and(|s| s.attitude && s.weight != 0.0)
+        };
+        // With a parse: the inner cues in each outer cue's object scope.
+        let mut inners: Vec<Vec<usize>> = vec![Vec::new(); matches.len()];
+        if let Some(p) = &ctx.parse {
+            for (i, outer) in matches.iter().enumerate() {
+                if !is_outer(outer) {
+                    continue;
+                }
+                let on = p.nodes(outer.range.start, outer.range.end);
+                let Some(ot) = p.top(&on) else { continue };
+                for (j, m) in matches.iter().enumerate() {
+                    if j == i || !has_object_sense(m) {
+                        continue;
+                    }
+                    let mn = p.nodes(m.range.start, m.range.end);
+                    if p.is_object(ot, &on, &mn) {
+                        inners[i].push(j);
+                        let nearer = chain_into[j].map_or(true, |k: usize| {
+                            let kn = p.nodes(matches[k].range.start, matches[k].range.end);
+                            let kt = p.top(&kn).unwrap_or(ot);
+                            let mt = p.top(&mn).unwrap_or(ot);
+                            p.distance(ot, mt) < p.distance(kt, mt)
+                        });
+                        if nearer {
+                            chain_into[j] = Some(i);
+                        }
+                    }
+                }
             }
-            let inner = matches.iter().enumerate().skip(i + 1).find(|(_, m)| {
-                m.range.lo > outer.range.hi
-                    && gap(&outer.range, &m.range) <= self.cfg.chain_window
-                    && self.lex.cues[m.cue]
-                        .senses
-                        .iter()
-                        .any(|s| matches!(s.role, Role::Object | Role::Any) && s.weight != 0.0)
-            });
-            if let Some((j, _)) = inner {
-                // Only when the inner cue has the target as its object.
-                if self.nearest(ctx, &matches[j].range, Role::Object).is_some() {
-                    chained_outer[i] = true;
-                    chain_into[j] = Some(i);
+        } else {
+            for (i, outer) in matches.iter().enumerate() {
+                if !is_outer(outer) {
+                    continue;
+                }
+                let inner = matches.iter().enumerate().skip(i + 1).find(|(_, m)| {
+                    m.range.lo > outer.range.hi
+                        && gap(&outer.range, &m.range) <= self.cfg.chain_window
+                        && has_object_sense(m)
+                });
+                if let Some((j, _)) = inner {
+                    // Only when the inner cue has the target as its object.
+                    if self.nearest(ctx, &matches[j].range, Role::Object).is_some() {
+                        chained_outer[i] = true;
+                        chain_into[j] = Some(i);
+                    }
                 }
             }
         }
+        // With a parse, an outer cue skips the occurrences that are the
+        // object of one of its inner cues (composition scores them), but
+        // still reaches the inner deed's doer ("condemned X's attack").
+        let object_of_inner = |i: usize, o: &WordRange| {
+            let Some(p) = &ctx.parse else { return false };
+            let on = p.nodes(o.start, o.end);
+            inners[i].iter().any(|&j| {
+                let jn = p.nodes(matches[j].range.start, matches[j].range.end);
+                p.top(&jn).is_some_and(|jt| p.is_object(jt, &jn, &on))
+            })
+        };
 
         for (i, m) in matches.iter().enumerate() {
             let cue = &self.lex.cues[m.cue];
@@ -613,21 +725,32 @@ impl SentenceScorer<'_> {
                 if chained_outer[i] && sense.role == Role::Object {
                     continue;
                 }
-                let Some((d, occ)) = self.nearest(ctx, &m.range, sense.role) else {
+                let skip = |o: &WordRange| sense.role == Role::Object && object_of_inner(i, o);
+                let Some((d, occ)) = self.nearest_except(ctx, &m.range, sense.role, &skip) else {
                     continue;
                 };
+                // Composition applies when the target is this cue's object.
+                let chained = chain_into[i].is_some()
+                    && sense.role != Role::Subject
+                    && ctx.parse.as_ref().map_or(true, |p| {
+                        let cn = p.nodes(m.range.start, m.range.end);
+                        let on = p.nodes(occ.start, occ.end);
+                        p.top(&cn).is_some_and(|ct| p.is_object(ct, &cn, &on))
+                    });
                 let mut w = sense.weight * m.polarity;
                 let mut note = format!("{:?}", cue_text(m));
                 if m.polarity < 0.0 {
                     note.push_str(" negated");
                 }
-                if let (Some(o), Role::Object | Role::Any) = (chain_into[i], sense.role) {
+                if let (Some(o), true) = (chain_into[i], chained) {
                     let outer = &matches[o];
                     let outer_w = self.lex.cues[outer.cue]
                         .sense(Role::Object)
                         .map_or(0.0, |s| s.weight)
                         * outer.polarity;
-                    w = w.signum() * outer_w;
+                    // The deed's effect on the target: a victim deed harms it.
+                    let effect = if sense.victim { -1.0 } else { w.signum() };
+                    w = effect * outer_w;
                     note = format!(
                         "{:?}{} governing {note}: {} an action on the target",
                         cue_text(outer),
@@ -646,7 +769,8 @@ impl SentenceScorer<'_> {
                     * self.cfg.cue_weight
                     * self.contrast_factor(ctx, m.range.start)
                     * self.speech_factor(ctx, m.range.start);
-                if self.blocked(ctx, &m.range, &occ) {
+                // With a parse the role test has tied the cue to the target.
+                if ctx.parse.is_none() && self.blocked(ctx, &m.range, &occ) {
                     c *= self.cfg.blocked_weight;
                     note.push_str(", nearer another entity");
                 }
