@@ -10,88 +10,22 @@
 //! tokenizer) and end to end on our tokenizer. Environment as in
 //! `tests/parity_ner.rs` (`ARTICLE_ANALYZER_MODELS`, `ARTICLE_ANALYZER_GOLDEN`).
 
-use std::path::{Path, PathBuf};
+mod golden;
+
 use std::sync::OnceLock;
 
 use article_analyzer::spacy::language::{Components, Doc, Language};
 use article_analyzer::spacy::Token;
+use golden::{
+    doc_ents, golden_ents, golden_sents, golden_tokens, read_json, strs, usizes, GOLDEN, SM,
+};
 use serde_json::Value;
-
-fn model_dir() -> PathBuf {
-    let dir = std::env::var_os("ARTICLE_ANALYZER_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"))
-        .join("en_core_web_sm-3.8.0");
-    assert!(
-        dir.join("config.cfg").is_file(),
-        "the model is missing at {}; run scripts/fetch-models first",
-        dir.display()
-    );
-    dir
-}
-
-fn golden_dir() -> PathBuf {
-    std::env::var_os("ARTICLE_ANALYZER_GOLDEN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/parity/golden"))
-}
 
 fn language() -> &'static Language {
     static LANG: OnceLock<Language> = OnceLock::new();
     LANG.get_or_init(|| {
-        Language::load_with(&model_dir(), Components::FULL).expect("loading the model")
+        Language::load_with(&SM.dir(), Components::FULL).expect("loading the model")
     })
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn golden_files() -> Vec<PathBuf> {
-    let dir = golden_dir();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "json")
-                && !p
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("ner_scores-"))
-        })
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no golden files in {}", dir.display());
-    files
-}
-
-/// spaCy's tokens of a golden file as our `Token`s (token-level norm where
-/// spaCy's norm differs from the lexeme norm).
-fn golden_tokens(lang: &Language, text: &str, tokens: &[Value]) -> Vec<Token> {
-    let mut c2b: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
-    c2b.push(text.len());
-    tokens
-        .iter()
-        .map(|t| {
-            let start = c2b[t["idx"].as_u64().expect("idx") as usize];
-            let tok_text = t["text"].as_str().expect("text");
-            let end = start + tok_text.len();
-            let whitespace = match &t["whitespace"] {
-                Value::Bool(b) => *b,
-                Value::String(s) => s == " ",
-                _ => false,
-            };
-            let norm = t["norm"].as_str().expect("norm");
-            let lex = lang.vocab().lex_norm(tok_text);
-            Token {
-                start,
-                end,
-                whitespace,
-                norm: (norm != lex).then(|| norm.into()),
-            }
-        })
-        .collect()
 }
 
 #[derive(Default, Debug)]
@@ -106,16 +40,6 @@ struct Tally {
     lemmas: (usize, usize),
     ents: (usize, usize),
     mismatches: Vec<String>,
-}
-
-fn strs(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .map(|x| x.as_str().unwrap_or("").to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Counts matches of `got` against `want` position by position.
@@ -147,46 +71,16 @@ fn count<T: PartialEq + std::fmt::Debug>(
 
 fn check(tally: &mut Tally, name: &str, golden: &Value, doc: &Doc) {
     let full = &golden["full"];
-    let want_sents: Vec<(usize, usize)> = full["sents"]
-        .as_array()
-        .expect("sents")
-        .iter()
-        .map(|s| {
-            (
-                s[0].as_u64().unwrap() as usize,
-                s[1].as_u64().unwrap() as usize,
-            )
-        })
-        .collect();
-    let want_heads: Vec<usize> = full["head"]
-        .as_array()
-        .expect("head")
-        .iter()
-        .map(|h| h.as_u64().unwrap() as usize)
-        .collect();
-    let want_ents: Vec<(usize, usize, String)> = full["ents"]
-        .as_array()
-        .expect("ents")
-        .iter()
-        .map(|e| {
-            (
-                e["start"].as_u64().unwrap() as usize,
-                e["end"].as_u64().unwrap() as usize,
-                e["label"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let want_sents = golden_sents(&full["sents"]);
+    let want_heads = usizes(&full["head"]);
+    let want_ents = golden_ents(&full["ents"]);
     let got_sents = doc.sents().unwrap_or_default();
     let got_tags: Vec<String> = doc.tags.iter().flatten().map(|t| t.to_string()).collect();
     let got_deps: Vec<String> = doc.deps.iter().flatten().map(|t| t.to_string()).collect();
     let got_pos: Vec<String> = doc.pos.iter().flatten().map(|t| t.to_string()).collect();
     let got_lemmas: Vec<String> = doc.lemmas.iter().flatten().map(|t| t.to_string()).collect();
     let got_heads = doc.heads.clone().unwrap_or_default();
-    let got_ents: Vec<(usize, usize, String)> = doc
-        .ents
-        .iter()
-        .map(|e| (e.start, e.end, e.label.to_string()))
-        .collect();
+    let got_ents = doc_ents(doc);
     let m = &mut tally.mismatches;
     let mut ok = true;
     ok &= count("sents", name, &got_sents, &want_sents, &mut tally.sents, m);
@@ -301,7 +195,8 @@ fn full_pipeline_on_spacy_tokens() {
     assert_eq!(names[49], "R-punct");
     assert_eq!(names[105], "B-ROOT");
     let mut tally = Tally::default();
-    let goldens: Vec<(String, Value)> = golden_files()
+    let goldens: Vec<(String, Value)> = GOLDEN
+        .files()
         .iter()
         .map(|p| (p.display().to_string(), read_json(p)))
         .collect();
@@ -326,7 +221,7 @@ fn full_pipeline_on_spacy_tokens() {
 fn full_pipeline_end_to_end() {
     let lang = language();
     let mut tally = Tally::default();
-    for path in golden_files() {
+    for path in GOLDEN.files() {
         let g = read_json(&path);
         let doc = lang.process(g["text"].as_str().expect("text"));
         check(&mut tally, &path.display().to_string(), &g, &doc);
@@ -338,7 +233,7 @@ fn full_pipeline_end_to_end() {
 /// sentences and entities; no POS or lemmas.
 #[test]
 fn tagger_parser_only() {
-    let lang = Language::load_with(&model_dir(), Components::TAGGER_PARSER).expect("loading");
+    let lang = Language::load_with(&SM.dir(), Components::TAGGER_PARSER).expect("loading");
     assert_eq!(lang.components(), ["tok2vec", "tagger", "parser", "ner"]);
     let full = language();
     let text = "Hi, what are you looking for?\n\nChina reaffirms 'rock solid' friendship with Russia. It is gonna rain.";
@@ -355,7 +250,7 @@ fn tagger_parser_only() {
 #[test]
 fn parser_without_tagger() {
     let lang = Language::load_with(
-        &model_dir(),
+        &SM.dir(),
         Components {
             parser: true,
             ..Components::default()
@@ -373,7 +268,7 @@ fn parser_without_tagger() {
     assert_eq!(a.ents, b.ents);
     // The rule components need the tagger and the parser.
     let err = Language::load_with(
-        &model_dir(),
+        &SM.dir(),
         Components {
             parser: true,
             attribute_ruler: true,
@@ -386,7 +281,7 @@ fn parser_without_tagger() {
 
 #[test]
 fn ner_only_language_has_no_parse() {
-    let lang = Language::load(&model_dir()).expect("loading");
+    let lang = Language::load(&SM.dir()).expect("loading");
     assert_eq!(lang.components(), ["ner"]);
     let doc = lang.process("Apple is looking at buying U.K. startup for $1 billion.");
     assert!(doc.tags.is_none() && doc.heads.is_none() && doc.sent_starts.is_none());

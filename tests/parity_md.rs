@@ -12,7 +12,8 @@
 //! `en_core_web_md-3.8.0`) or `models/` (`scripts/fetch-models md`); the
 //! golden directory can be overridden with `ARTICLE_ANALYZER_GOLDEN_MD`.
 
-use std::path::{Path, PathBuf};
+mod golden;
+
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -20,30 +21,12 @@ use article_analyzer::spacy::language::{Components, Doc, Language};
 use article_analyzer::spacy::ner::NerInput;
 use article_analyzer::spacy::unicode::py_str_isspace;
 use article_analyzer::spacy::Token;
+use golden::{doc_ents, golden_ents, golden_sents, golden_tokens, strs, usizes, GOLDEN_MD, MD};
 use serde_json::Value;
-
-fn model_dir() -> PathBuf {
-    let dir = std::env::var_os("ARTICLE_ANALYZER_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"))
-        .join("en_core_web_md-3.8.0");
-    assert!(
-        dir.join("config.cfg").is_file(),
-        "the en_core_web_md model is missing at {}; run `scripts/fetch-models md` first",
-        dir.display()
-    );
-    dir
-}
-
-fn golden_dir() -> PathBuf {
-    std::env::var_os("ARTICLE_ANALYZER_GOLDEN_MD")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/parity/golden_md"))
-}
 
 fn load(components: Components) -> Language {
     let t = Instant::now();
-    let lang = Language::load_with(&model_dir(), components).expect("loading en_core_web_md");
+    let lang = Language::load_with(&MD.dir(), components).expect("loading en_core_web_md");
     println!("en_core_web_md {components:?} loaded in {:?}", t.elapsed());
     lang
 }
@@ -56,95 +39,6 @@ fn full() -> &'static Language {
 fn ner_only() -> &'static Language {
     static LANG: OnceLock<Language> = OnceLock::new();
     LANG.get_or_init(|| load(Components::NER_ONLY))
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// (file name, golden record) of every golden file, sorted.
-fn goldens() -> Vec<(String, Value)> {
-    let dir = golden_dir();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    assert!(
-        !files.is_empty(),
-        "no golden files in {}; run tests/parity/make_golden_md.py",
-        dir.display()
-    );
-    files
-        .iter()
-        .map(|p| {
-            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
-            (name, read_json(p))
-        })
-        .collect()
-}
-
-/// spaCy's tokens of a golden file as our `Token`s (token-level norm where
-/// spaCy's differs from the lexeme norm).
-fn golden_tokens(lang: &Language, text: &str, tokens: &[Value]) -> Vec<Token> {
-    let mut c2b: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
-    c2b.push(text.len());
-    tokens
-        .iter()
-        .map(|t| {
-            let start = c2b[t["idx"].as_u64().expect("idx") as usize];
-            let tok_text = t["text"].as_str().expect("text");
-            let end = start + tok_text.len();
-            assert_eq!(&text[start..end], tok_text, "golden token offsets");
-            let norm = t["norm"].as_str().expect("norm");
-            let lex = lang.vocab().lex_norm(tok_text);
-            Token {
-                start,
-                end,
-                whitespace: t["whitespace"].as_bool().expect("whitespace"),
-                norm: (norm != lex).then(|| norm.into()),
-            }
-        })
-        .collect()
-}
-
-fn strs(v: &Value) -> Vec<String> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_str().expect("string").to_owned())
-        .collect()
-}
-
-fn usizes(v: &Value) -> Vec<usize> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_u64().expect("integer") as usize)
-        .collect()
-}
-
-fn golden_ents(v: &Value) -> Vec<(usize, usize, String)> {
-    v.as_array()
-        .expect("ents")
-        .iter()
-        .map(|e| {
-            (
-                e["start"].as_u64().unwrap() as usize,
-                e["end"].as_u64().unwrap() as usize,
-                e["label"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
-fn doc_ents(doc: &Doc) -> Vec<(usize, usize, String)> {
-    doc.ents
-        .iter()
-        .map(|e| (e.start, e.end, e.label.to_string()))
-        .collect()
 }
 
 /// Matches per field: (equal, total), and the first mismatches. Lists
@@ -225,7 +119,7 @@ fn ner_only_parity() {
     // Texts whose entities change when every token gets the zero vector:
     // shows that the vectors are read at all.
     let mut vectors_matter = 0;
-    for (name, g) in goldens() {
+    for (name, g) in GOLDEN_MD.goldens() {
         let text = g["text"].as_str().expect("text");
         let g_tokens = g["tokens"].as_array().expect("tokens");
         let want = golden_ents(&g["ents_ner_only"]);
@@ -294,17 +188,7 @@ fn ner_only_parity() {
 
 fn check_full(t: &mut Tally, name: &str, g: &Value, doc: &Doc) {
     let full = &g["full"];
-    let want_sents: Vec<(usize, usize)> = full["sents"]
-        .as_array()
-        .expect("sents")
-        .iter()
-        .map(|s| {
-            (
-                s[0].as_u64().unwrap() as usize,
-                s[1].as_u64().unwrap() as usize,
-            )
-        })
-        .collect();
+    let want_sents = golden_sents(&full["sents"]);
     let own = |v: &Option<Vec<std::sync::Arc<str>>>| -> Vec<String> {
         v.iter().flatten().map(|s| s.to_string()).collect()
     };
@@ -341,7 +225,7 @@ fn full_pipeline_parity() {
             "ner"
         ]
     );
-    let goldens = goldens();
+    let goldens = GOLDEN_MD.goldens();
     let texts: Vec<&str> = goldens
         .iter()
         .map(|(_, g)| g["text"].as_str().expect("text"))

@@ -14,102 +14,21 @@
 //! `en_core_web_sm-3.8.0`) or `models/`; the golden directory can be
 //! overridden with `ARTICLE_ANALYZER_GOLDEN`.
 
-use std::path::{Path, PathBuf};
+mod golden;
+
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use article_analyzer::spacy::language::Language;
 use article_analyzer::spacy::ner::NerInput;
 use article_analyzer::spacy::unicode::py_str_isspace;
 use article_analyzer::spacy::Token;
+use golden::{golden_ents, golden_spans, golden_tokens, read_json, Span, GOLDEN, SM};
 use serde_json::Value;
-
-fn model_dir() -> PathBuf {
-    let dir = std::env::var_os("ARTICLE_ANALYZER_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"))
-        .join("en_core_web_sm-3.8.0");
-    assert!(
-        dir.join("config.cfg").is_file(),
-        "the model is missing at {}; run scripts/fetch-models first",
-        dir.display()
-    );
-    dir
-}
-
-fn golden_dir() -> PathBuf {
-    std::env::var_os("ARTICLE_ANALYZER_GOLDEN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/parity/golden"))
-}
 
 fn language() -> &'static Language {
     static LANG: OnceLock<Language> = OnceLock::new();
-    LANG.get_or_init(|| Language::load(&model_dir()).expect("loading the model"))
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// The golden corpus files (not the `ner_scores-*` step dumps).
-fn golden_files() -> Vec<PathBuf> {
-    let dir = golden_dir();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "json")
-                && !p
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("ner_scores-"))
-        })
-        .collect();
-    files.sort();
-    assert!(
-        !files.is_empty(),
-        "no golden files in {}; generate the golden corpus first",
-        dir.display()
-    );
-    files
-}
-
-/// Byte offset of every char index of `text` (plus the end).
-fn char_to_byte(text: &str) -> Vec<usize> {
-    let mut v: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
-    v.push(text.len());
-    v
-}
-
-/// spaCy's tokens of a golden file as our `Token`s. A token-level norm is
-/// set where spaCy's norm differs from the lexeme norm (tokenizer special
-/// cases such as `n't` -> `not`), which is exactly when spaCy sets one.
-fn golden_tokens(lang: &Language, text: &str, tokens: &[Value]) -> Vec<Token> {
-    let c2b = char_to_byte(text);
-    tokens
-        .iter()
-        .map(|t| {
-            let idx = t["idx"].as_u64().expect("idx") as usize;
-            let tok_text = t["text"].as_str().expect("text");
-            let start = c2b[idx];
-            let end = start + tok_text.len();
-            assert_eq!(&text[start..end], tok_text, "golden token offsets");
-            let whitespace = match &t["whitespace"] {
-                Value::Bool(b) => *b,
-                Value::String(s) => s == " ",
-                _ => false,
-            };
-            let norm = t["norm"].as_str().expect("norm");
-            let lex = lang.vocab().lex_norm(tok_text);
-            Token {
-                start,
-                end,
-                whitespace,
-                norm: (norm != lex).then(|| norm.into()),
-            }
-        })
-        .collect()
+    LANG.get_or_init(|| Language::load(&SM.dir()).expect("loading the model"))
 }
 
 #[derive(Default)]
@@ -121,26 +40,6 @@ struct Tally {
     ents_equal: usize,
     ents_ours: usize,
     failures: Vec<String>,
-}
-
-type Span = (usize, usize, usize, usize, String);
-
-fn golden_ents(v: &Value) -> Vec<Span> {
-    v["ents_ner_only"]
-        .as_array()
-        .expect("ents_ner_only")
-        .iter()
-        .map(|e| {
-            let n = |k: &str| e[k].as_u64().expect(k) as usize;
-            (
-                n("start"),
-                n("end"),
-                n("start_char"),
-                n("end_char"),
-                e["label"].as_str().expect("label").to_owned(),
-            )
-        })
-        .collect()
 }
 
 /// Compares features and entities of one text and adds to the tally.
@@ -194,7 +93,7 @@ fn check(
             )
         })
         .collect();
-    let want = golden_ents(golden);
+    let want = golden_spans(&golden["ents_ner_only"]);
     tally.ents_golden += want.len();
     tally.ents_ours += ours.len();
     tally.ents_equal += want.iter().filter(|e| ours.contains(e)).count();
@@ -233,7 +132,7 @@ fn report(what: &str, t: &Tally) {
 fn golden_corpus_on_spacy_tokens() {
     let lang = language();
     let mut tally = Tally::default();
-    for path in golden_files() {
+    for path in GOLDEN.files() {
         let g = read_json(&path);
         let name = g["name"].as_str().unwrap_or("?").to_owned();
         let text = g["text"].as_str().expect("text");
@@ -249,7 +148,7 @@ fn golden_corpus_end_to_end() {
     let lang = language();
     let mut tally = Tally::default();
     let mut token_mismatch = Vec::new();
-    for path in golden_files() {
+    for path in GOLDEN.files() {
         let g = read_json(&path);
         let name = g["name"].as_str().unwrap_or("?").to_owned();
         let text = g["text"].as_str().expect("text");
@@ -292,14 +191,15 @@ fn golden_corpus_end_to_end() {
 #[test]
 fn step_scores_match_python() {
     let lang = language();
-    let dir = golden_dir();
+    let dir = GOLDEN.dir();
     let path = ["ner_scores-china-russia-friendship.json"]
         .iter()
         .map(|n| dir.join(n))
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/parity/golden/ner_scores-china-russia-friendship.json")
+                .join(GOLDEN.subdir)
+                .join("ner_scores-china-russia-friendship.json")
         });
     let g = read_json(&path);
     let text = g["text"].as_str().expect("text");
@@ -358,18 +258,7 @@ fn step_scores_match_python() {
         classes[at.1]
     );
     assert!(max_diff < 1e-3, "max score difference {max_diff}");
-    let want: Vec<(usize, usize, String)> = g["ents"]
-        .as_array()
-        .expect("ents")
-        .iter()
-        .map(|e| {
-            (
-                e["start"].as_u64().unwrap() as usize,
-                e["end"].as_u64().unwrap() as usize,
-                e["label"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let want = golden_ents(&g["ents"]);
     let ours: Vec<(usize, usize, String)> = ents[0]
         .iter()
         .map(|e| (e.start, e.end, e.label.to_string()))

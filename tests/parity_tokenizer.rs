@@ -6,6 +6,8 @@
 //! (default `<crate>/models/...`, created by `scripts/fetch-models`); a
 //! missing model is a failure, not a skip, so that CI cannot pass vacuously.
 
+mod golden;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -13,29 +15,14 @@ use std::time::Instant;
 use article_analyzer::spacy::tokenizer::Tokenizer;
 use article_analyzer::spacy::vocab::Vocab;
 use article_analyzer::spacy::Token;
+use golden::SM;
 use proptest::prelude::*;
 use serde::Deserialize;
-
-const MODEL: &str = "en_core_web_sm-3.8.0";
-
-fn model_dir() -> PathBuf {
-    let models = std::env::var_os("ARTICLE_ANALYZER_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"));
-    let dir = models.join(MODEL);
-    assert!(
-        dir.join("tokenizer").is_file(),
-        "the spaCy model is missing at {}: run scripts/fetch-models \
-         (or point ARTICLE_ANALYZER_MODELS at a directory containing {MODEL})",
-        dir.display()
-    );
-    dir
-}
 
 fn tokenizer() -> &'static Tokenizer {
     static TOKENIZER: OnceLock<Tokenizer> = OnceLock::new();
     TOKENIZER.get_or_init(|| {
-        let path = model_dir().join("tokenizer");
+        let path = SM.dir().join("tokenizer");
         Tokenizer::load(&path).unwrap_or_else(|e| panic!("loading {}: {e}", path.display()))
     })
 }
@@ -157,7 +144,7 @@ fn load_golden(name: &str) -> Golden {
 #[test]
 fn tokens_match_spacy_on_golden_corpus() {
     let tokenizer = tokenizer();
-    let vocab = Vocab::load(&model_dir().join("vocab")).expect("vocab loads");
+    let vocab = Vocab::load(&SM.dir().join("vocab")).expect("vocab loads");
     let names = corpus_names();
     assert!(
         names.len() >= 20,
@@ -199,7 +186,7 @@ fn tokens_match_spacy_on_golden_corpus() {
 #[test]
 fn tokenize_throughput_on_corpus() {
     // A tokenizer of its own, so that the first round runs on a cold cache.
-    let path = model_dir().join("tokenizer");
+    let path = SM.dir().join("tokenizer");
     let start = Instant::now();
     let tokenizer = Tokenizer::load(&path).expect("tokenizer loads");
     let load = start.elapsed().as_secs_f64();

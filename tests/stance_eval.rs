@@ -55,11 +55,7 @@ fn real_set_every_target_gets_a_stance_and_beats_the_majority_baseline() {
     let items = load_set(&root().join("eval/stance/real.jsonl")).unwrap();
     assert!(items.len() >= 15, "{} items", items.len());
     for item in &items {
-        assert!(
-            (3..=6).contains(&item.targets.len()),
-            "{}",
-            item.id
-        );
+        assert!((3..=6).contains(&item.targets.len()), "{}", item.id);
     }
     let predictions = evaluate(pipeline(), &items).unwrap();
     let missing: Vec<String> = predictions
