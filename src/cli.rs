@@ -1,4 +1,5 @@
-//! The `article-analyzer` command line: `serve`, `analyze` and `client`.
+//! The `article-analyzer` command line: `serve`, `analyze`, `client` and
+//! `loadtest`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -7,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{LogConfig, ModelConfig, ServerConfig};
+use crate::config::{LogConfig, MetricsConfig, ModelConfig, ServerConfig};
 use crate::pipeline::{Analysis, AnalyzeOptions, StanceMode};
 use crate::server::client::{self, ClientRequest};
 
@@ -29,6 +30,9 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Call a running server's Analyze and print its events as JSON lines.
     Client(ClientArgs),
+    /// Drive load against a running server and report throughput, latency
+    /// percentiles and status codes.
+    Loadtest(LoadtestArgs),
 }
 
 #[derive(Debug, Args)]
@@ -37,6 +41,8 @@ pub struct ServeArgs {
     pub server: ServerConfig,
     #[command(flatten)]
     pub models: ModelConfig,
+    #[command(flatten)]
+    pub metrics: MetricsConfig,
 }
 
 /// What to analyze and how; shared by `analyze` and `client`.
@@ -124,6 +130,67 @@ pub struct ClientArgs {
     /// Request id to send (default: the server makes one up).
     #[arg(long, default_value = "")]
     pub request_id: String,
+    /// PEM CA certificate to trust; connects with TLS (as does an
+    /// `https://` address).
+    #[arg(long, env = "ARTICLE_ANALYZER_CLIENT_CA", value_name = "PEM")]
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate, for mutual TLS (with `--key`).
+    #[arg(long, env = "ARTICLE_ANALYZER_CLIENT_CERT", value_name = "PEM")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `--cert`.
+    #[arg(long, env = "ARTICLE_ANALYZER_CLIENT_KEY", value_name = "PEM")]
+    pub key: Option<PathBuf>,
+    /// Name the server certificate must carry (default: the address's host).
+    #[arg(long, env = "ARTICLE_ANALYZER_CLIENT_TLS_DOMAIN")]
+    pub tls_domain: Option<String>,
+    /// Bearer token to send (prefer the environment variable: flags show in
+    /// process listings).
+    #[arg(
+        long,
+        env = "ARTICLE_ANALYZER_CLIENT_AUTH_TOKEN",
+        hide_env_values = true
+    )]
+    pub auth_token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadtestArgs {
+    /// Server address.
+    #[arg(
+        long,
+        env = "ARTICLE_ANALYZER_CLIENT_ADDR",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub addr: String,
+    /// Which RPC to call.
+    #[arg(long, value_enum, default_value_t = crate::loadtest::Rpc::AnalyzeDocument)]
+    pub rpc: crate::loadtest::Rpc,
+    /// Calls in flight at once.
+    #[arg(long, short = 'c', default_value_t = 1)]
+    pub concurrency: usize,
+    /// Stop after this many calls.
+    #[arg(long, short = 'n')]
+    pub total: Option<u64>,
+    /// Stop starting calls after this many seconds (default: 10, or 300 as a
+    /// safety stop when --total is given).
+    #[arg(long, short = 'z', value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Overall rate limit, calls per second (default: as fast as possible).
+    #[arg(long)]
+    pub rps: Option<f64>,
+    /// Timeout of each call, seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub timeout: f64,
+    /// Requests: a text file, a directory of .txt files, or a .jsonl file of
+    /// requests (proto JSON shape); repeat for more. Sent round-robin.
+    #[arg(long = "input", value_name = "FILE|DIR", required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Disable stance in every request.
+    #[arg(long)]
+    pub no_stance: bool,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Runs the command line; the binary's `main`.
@@ -144,6 +211,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args),
         Command::Analyze(args) => analyze(args),
         Command::Client(args) => run_client(args),
+        Command::Loadtest(args) => loadtest(args),
     }
 }
 
@@ -159,15 +227,72 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(args.server.addr)
             .await
             .with_context(|| format!("binding {}", args.server.addr))?;
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+        let exporter = if args.metrics.no_metrics {
+            None
+        } else {
+            let addr = args.metrics.metrics_addr;
+            let metrics_listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the metrics address {addr}"))?;
+            tracing::info!(
+                addr = %metrics_listener.local_addr()?,
+                "serving metrics at /metrics"
+            );
+            Some(tokio::spawn(crate::metrics::serve_http(
+                metrics_listener,
+                metrics.clone(),
+            )))
+        };
         let models = args.models.clone();
-        crate::server::serve(
+        let result = crate::server::serve_with_metrics(
             listener,
             args.server,
             move || crate::backend::load_pipeline(&models),
             crate::server::shutdown_signal(),
+            metrics,
         )
-        .await
+        .await;
+        if let Some(exporter) = exporter {
+            exporter.abort();
+        }
+        result
     })
+}
+
+fn loadtest(args: LoadtestArgs) -> anyhow::Result<()> {
+    let requests = crate::loadtest::load_requests(&args.inputs, args.no_stance)?;
+    let secs = |s: f64, what: &str| {
+        if s.is_finite() && s > 0.0 {
+            Ok(std::time::Duration::from_secs_f64(s))
+        } else {
+            Err(anyhow::anyhow!(
+                "--{what} must be a positive number of seconds"
+            ))
+        }
+    };
+    let duration = match (args.duration, args.total) {
+        (Some(d), _) => secs(d, "duration")?,
+        (None, None) => std::time::Duration::from_secs(10),
+        (None, Some(_)) => std::time::Duration::from_secs(300),
+    };
+    let plan = crate::loadtest::Plan {
+        addr: args.addr,
+        rpc: args.rpc,
+        concurrency: args.concurrency.max(1),
+        total: args.total,
+        duration,
+        rps: args.rps,
+        timeout: secs(args.timeout, "timeout")?,
+        requests,
+    };
+    let report = runtime()?.block_on(crate::loadtest::run(&plan))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.human());
+    }
+    Ok(())
 }
 
 fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
@@ -228,8 +353,15 @@ fn run_client(args: ClientArgs) -> anyhow::Result<()> {
         targets: args.request.targets(),
         no_stance: args.request.no_stance,
     };
+    let security = client::ClientSecurity {
+        ca: args.ca,
+        cert: args.cert,
+        key: args.key,
+        domain: args.tls_domain,
+        auth_token: args.auth_token,
+    };
     runtime()?.block_on(async move {
-        client::analyze(&args.addr, &request, |event| println!("{event}"))
+        client::analyze_with(&args.addr, &security, &request, |event| println!("{event}"))
             .await
             .with_context(|| format!("calling Analyze on {}", args.addr))
     })

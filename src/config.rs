@@ -154,6 +154,15 @@ pub struct Limits {
     /// Events buffered per call before a slow reader pauses its analysis.
     #[arg(long, env = "ARTICLE_ANALYZER_EVENT_BUFFER", default_value_t = 32)]
     pub event_buffer: usize,
+    /// Dynamic batching: the most tokens (estimated as UTF-8 bytes / 4) of
+    /// documents from different calls that go through the recognizer as one
+    /// batch (0: no batching, one document at a time).
+    #[arg(long, env = "ARTICLE_ANALYZER_BATCH_MAX_TOKENS", default_value_t = 0)]
+    pub batch_max_tokens: usize,
+    /// Dynamic batching: how long a batch that has a worker waits for more
+    /// documents, in milliseconds (0: it takes only those already waiting).
+    #[arg(long, env = "ARTICLE_ANALYZER_BATCH_MAX_WAIT_MS", default_value_t = 0)]
+    pub batch_max_wait_ms: u64,
 }
 
 impl Default for Limits {
@@ -165,6 +174,8 @@ impl Default for Limits {
             max_message_bytes: 8 * 1024 * 1024,
             stream_concurrency: 4,
             event_buffer: 32,
+            batch_max_tokens: 0,
+            batch_max_wait_ms: 0,
         }
     }
 }

@@ -13,11 +13,15 @@
 //! - [`spacy`]: a native Rust runtime for spaCy v3 pipelines.
 //! - [`text`]: byte and code-point offsets.
 //! - [`config`] and [`telemetry`]: settings and logging.
+//! - [`metrics`]: Prometheus metrics and their HTTP endpoint.
+//! - [`loadtest`]: a load driver for a running server.
 //! - [`cli`]: the `article-analyzer` command line.
 
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod loadtest;
+pub mod metrics;
 pub mod pipeline;
 pub mod proto;
 pub mod server;

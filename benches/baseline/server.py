@@ -2,14 +2,16 @@
 """The Python baseline for scripts/bench-service: a grpcio server with the
 same proto (article_analyzer.v1), backed by Python spaCy en_core_web_sm.
 
-It does the work our server does with stance disabled: tokenizer, NER and
-the rule-based sentencizer (the components our `GetModels` lists), then
-sentences with their entities (char and byte spans), entities grouped by
-label and text, and the counts. It serves AnalyzeDocument, Analyze and
+It does the work our server does with stance disabled: the spaCy
+components our server runs (COMPONENTS, as our `GetModels` lists them, for
+example `tokenizer,tok2vec,parser,ner` or `tokenizer,ner,sentencizer`; the
+package's other components are excluded), then sentences with their
+entities (char and byte spans), entities grouped by label and text, and the
+counts. It serves AnalyzeDocument, Analyze and
 GetModels, plus grpc.health.v1 (NOT_SERVING until the model is loaded).
 Stance is not implemented (the requests of the benchmark disable it).
 
-Usage: server.py MODEL_DIR ADDR [THREADS]
+Usage: server.py MODEL_DIR ADDR [THREADS [COMPONENTS]]
 Stubs are generated at start-up from proto/ with grpc_tools.
 """
 import os
@@ -48,6 +50,7 @@ def generate_stubs(out_dir):
 def main():
     model_dir, addr = sys.argv[1], sys.argv[2]
     threads = int(sys.argv[3]) if len(sys.argv) > 3 else 4
+    components = (sys.argv[4] if len(sys.argv) > 4 else "tokenizer,ner,sentencizer").split(",")
     tmp = tempfile.mkdtemp(prefix="baseline-stubs-")
     generate_stubs(tmp)
     from article_analyzer.v1 import analyzer_pb2 as pb
@@ -67,7 +70,7 @@ def main():
             nlp = state["nlp"]
             return [pb.ModelInfo(task="ner", name="en_core_web_sm", version=nlp.meta["version"],
                                  backend="spacy-python", labels=list(nlp.get_pipe("ner").labels),
-                                 components=["tokenizer", "ner", "sentencizer"])]
+                                 components=components)]
 
         def analyze(self, request, context):
             if "nlp" not in state:
@@ -137,9 +140,13 @@ def main():
 
     import spacy
 
-    nlp = spacy.load(model_dir, exclude=["tok2vec", "tagger", "parser", "senter",
-                                         "attribute_ruler", "lemmatizer"])
-    nlp.add_pipe("sentencizer", first=True)
+    package = ["tok2vec", "tagger", "parser", "senter", "attribute_ruler", "lemmatizer", "ner"]
+    nlp = spacy.load(model_dir, exclude=[c for c in package if c not in components])
+    if "sentencizer" in components:
+        nlp.add_pipe("sentencizer", first=True)
+    missing = [c for c in components if c != "tokenizer" and c not in nlp.pipe_names]
+    if missing:
+        sys.exit(f"baseline: components {missing} are not in {model_dir}")
     nlp("Warm up.")
     state["nlp"] = nlp
     for name in ("", SERVICE):

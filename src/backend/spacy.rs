@@ -92,7 +92,23 @@ impl EntityRecognizer for SpacyRecognizer {
     }
 
     fn recognize(&self, text: &str) -> Result<Recognized, AnalysisError> {
-        let doc = self.language.process(text);
+        self.recognized(text, self.language.process(text))
+    }
+
+    /// One pass of every network layer over the tokens of all the texts.
+    fn recognize_batch(&self, texts: &[&str]) -> Vec<Result<Recognized, AnalysisError>> {
+        self.language
+            .process_batch(texts)
+            .into_iter()
+            .zip(texts)
+            .map(|(doc, text)| self.recognized(text, doc))
+            .collect()
+    }
+}
+
+impl SpacyRecognizer {
+    /// Sentences, mentions and tokens of a processed `doc` of `text`.
+    fn recognized(&self, text: &str, doc: Doc) -> Result<Recognized, AnalysisError> {
         let map = OffsetMap::new(text);
         let tokens = &doc.tokens;
         let mut ents = doc.ents.iter().peekable();

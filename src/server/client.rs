@@ -1,7 +1,10 @@
 //! A small gRPC client: the `client` subcommand and a reference for callers.
 
+use std::path::PathBuf;
+
+use anyhow::Context;
 use serde_json::{json, Value};
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::proto as pb;
 use crate::proto::article_analyzer_client::ArticleAnalyzerClient;
@@ -42,17 +45,83 @@ impl ClientRequest {
     }
 }
 
+/// How to reach a server that uses TLS and/or bearer tokens.
+#[derive(Debug, Clone, Default)]
+pub struct ClientSecurity {
+    /// PEM CA certificate to trust (TLS when set, or when the address is
+    /// `https://`).
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate and key, for mutual TLS.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// The name the server's certificate must carry (default: the host of
+    /// the address).
+    pub domain: Option<String>,
+    /// Sent as `authorization: Bearer <token>`.
+    pub auth_token: Option<String>,
+}
+
+fn read(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// A channel to `addr`, over TLS when `security` asks for it.
+pub async fn connect(addr: &str, security: &ClientSecurity) -> anyhow::Result<Channel> {
+    let tls_wanted = security.ca.is_some() || security.cert.is_some() || addr.starts_with("https:");
+    let addr = match (tls_wanted, addr.strip_prefix("http://")) {
+        (true, Some(rest)) => format!("https://{rest}"),
+        _ => addr.to_string(),
+    };
+    let mut endpoint = Channel::from_shared(addr)?;
+    if tls_wanted {
+        // No system roots (tonic's `tls-roots` is off): trust `--ca` only.
+        let mut tls = ClientTlsConfig::new();
+        if let Some(ca) = &security.ca {
+            tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
+        }
+        match (&security.cert, &security.key) {
+            (Some(cert), Some(key)) => {
+                tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+            }
+            (None, None) => {}
+            _ => anyhow::bail!("a client certificate needs both --cert and --key"),
+        }
+        if let Some(domain) = &security.domain {
+            tls = tls.domain_name(domain.clone());
+        }
+        endpoint = endpoint.tls_config(tls)?;
+    }
+    Ok(endpoint.connect().await?)
+}
+
 /// Calls `Analyze` on `addr` and hands each event, as JSON, to `on_event`.
 pub async fn analyze(
     addr: &str,
     request: &ClientRequest,
+    on_event: impl FnMut(Value),
+) -> anyhow::Result<()> {
+    analyze_with(addr, &ClientSecurity::default(), request, on_event).await
+}
+
+/// [`analyze`] over TLS and/or with a bearer token.
+pub async fn analyze_with(
+    addr: &str,
+    security: &ClientSecurity,
+    request: &ClientRequest,
     mut on_event: impl FnMut(Value),
 ) -> anyhow::Result<()> {
-    let channel = Channel::from_shared(addr.to_string())?.connect().await?;
+    let channel = connect(addr, security).await?;
     let mut client = ArticleAnalyzerClient::new(channel)
         .max_decoding_message_size(usize::MAX)
         .max_encoding_message_size(usize::MAX);
-    let mut stream = client.analyze(request.to_proto()).await?.into_inner();
+    let mut call = tonic::Request::new(request.to_proto());
+    if let Some(token) = &security.auth_token {
+        let value = format!("Bearer {}", token.trim())
+            .parse()
+            .context("the auth token cannot be sent in a header")?;
+        call.metadata_mut().insert("authorization", value);
+    }
+    let mut stream = client.analyze(call).await?.into_inner();
     while let Some(event) = stream.message().await? {
         on_event(event_json(&event));
     }

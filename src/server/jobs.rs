@@ -8,14 +8,16 @@
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 use tracing::{debug, warn, Instrument};
 
+use super::batch::Batcher;
 use super::convert;
 use crate::config::Limits;
+use crate::metrics::{Metrics, Outcome};
 use crate::pipeline::{AnalysisError, AnalyzeOptions, Pipeline};
 use crate::proto as pb;
 
@@ -24,6 +26,9 @@ pub struct Scheduler {
     queue: Arc<Semaphore>,
     workers: Arc<Semaphore>,
     queue_capacity: usize,
+    metrics: Arc<Metrics>,
+    /// Present when dynamic batching is on.
+    batcher: Option<Batcher>,
 }
 
 /// An admitted job: it holds its queue slot until it finishes.
@@ -32,15 +37,31 @@ pub struct Admitted {
 }
 
 impl Scheduler {
-    pub fn new(limits: &Limits) -> Self {
+    pub fn new(limits: &Limits, metrics: Arc<Metrics>) -> Self {
         let workers = limits.worker_count();
         // Running jobs hold a queue slot too, so the queue admits workers + queue.
         let queue_capacity = workers + limits.queue;
+        let workers = Arc::new(Semaphore::new(workers));
+        let batcher = (limits.batch_max_tokens > 0).then(|| {
+            Batcher::start(
+                limits.batch_max_tokens,
+                Duration::from_millis(limits.batch_max_wait_ms),
+                workers.clone(),
+                metrics.clone(),
+            )
+        });
         Scheduler {
             queue: Arc::new(Semaphore::new(queue_capacity)),
-            workers: Arc::new(Semaphore::new(workers)),
+            workers,
             queue_capacity,
+            metrics,
+            batcher,
         }
+    }
+
+    /// Where this server's metrics are recorded.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Takes a queue slot now or fails with RESOURCE_EXHAUSTED.
@@ -81,7 +102,29 @@ pub async fn run(
         text_bytes = job.text.len()
     );
     async move {
-        let queued = Instant::now();
+        let mut queued = Some(scheduler.metrics.enter_queue());
+        // With batching, the recognizer runs first, in a batch with other
+        // calls' documents; the rest of the analysis then takes a worker.
+        let recognition = match (&scheduler.batcher, queued.take()) {
+            (Some(batcher), Some(q)) => {
+                let text: Arc<str> = Arc::from(job.text.as_str());
+                let recognized = batcher.recognize(pipeline.clone(), text, q);
+                Some(match job.deadline {
+                    Some(deadline) => tokio::time::timeout_at(deadline.into(), recognized)
+                        .await
+                        .map_err(|_| {
+                            Status::deadline_exceeded(
+                                "deadline expired while waiting for the recognizer",
+                            )
+                        })??,
+                    None => recognized.await?,
+                })
+            }
+            (_, q) => {
+                queued = q;
+                None
+            }
+        };
         let worker = match job.deadline {
             Some(deadline) => {
                 match tokio::time::timeout_at(
@@ -101,27 +144,36 @@ pub async fn run(
             None => scheduler.workers.clone().acquire_owned().await,
         }
         .map_err(|_| Status::unavailable("server is shutting down"))?;
-        debug!(
-            queue_ms = queued.elapsed().as_secs_f64() * 1e3,
-            "worker acquired"
-        );
+        if let Some(queued) = queued {
+            let waited = queued.dequeued();
+            debug!(queue_ms = waited.as_secs_f64() * 1e3, "worker acquired");
+        }
 
         let deadline = job.deadline;
         let request_id = job.request_id.clone();
+        let metrics = scheduler.metrics.clone();
         let result = tokio::task::spawn_blocking(move || {
             let _worker = worker;
             let _admitted = admitted;
+            let _busy = metrics.worker_busy();
             let mut expired = false;
-            let outcome = pipeline.analyze(&job.text, &job.options, &mut |event| {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    expired = true;
-                    return ControlFlow::Break(());
-                }
-                match tx.blocking_send(Ok(convert::event(&job.request_id, &event))) {
-                    Ok(()) => ControlFlow::Continue(()),
-                    Err(_) => ControlFlow::Break(()),
-                }
-            });
+            let outcome =
+                pipeline.analyze_prepared(&job.text, &job.options, recognition, &mut |event| {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        expired = true;
+                        return ControlFlow::Break(());
+                    }
+                    match tx.blocking_send(Ok(convert::event(&job.request_id, &event))) {
+                        Ok(()) => ControlFlow::Continue(()),
+                        Err(_) => ControlFlow::Break(()),
+                    }
+                });
+            let (recorded, tokens) = match &outcome {
+                Ok(summary) => (Outcome::Ok, summary.token_count),
+                Err(AnalysisError::Cancelled) => (Outcome::Cancelled, 0),
+                Err(_) => (Outcome::Error, 0),
+            };
+            metrics.analysis_finished(recorded, tokens);
             match outcome {
                 Ok(_) => Ok(()),
                 Err(AnalysisError::Cancelled) if expired => Err(Status::deadline_exceeded(

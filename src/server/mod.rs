@@ -9,9 +9,15 @@
 // would add conversions at every call site for no gain.
 #![allow(clippy::result_large_err)]
 
+mod batch;
 pub mod client;
 mod convert;
 mod jobs;
+mod observe;
+mod oversize;
+pub mod security;
+
+pub use observe::code_name;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -28,7 +34,8 @@ use tonic_health::ServingStatus;
 use tracing::{error, info, warn};
 
 use crate::config::{Limits, ServerConfig};
-use crate::pipeline::Pipeline;
+use crate::metrics::Metrics;
+use crate::pipeline::{AnalyzeOptions, Pipeline};
 use crate::proto as pb;
 use crate::proto::article_analyzer_server::{ArticleAnalyzer, ArticleAnalyzerServer};
 use jobs::{Job, Scheduler};
@@ -65,23 +72,8 @@ impl Service {
         } else {
             req.request_id
         };
-        let fail = |s: Status| (request_id.clone(), s);
-        if req.text.trim().is_empty() {
-            return Err(fail(Status::invalid_argument(
-                "text is empty; send the article text in AnalyzeRequest.text",
-            )));
-        }
-        let chars = req.text.chars().count();
-        if chars > self.limits.max_text_chars {
-            return Err(fail(Status::invalid_argument(format!(
-                "text has {chars} characters; the limit (max_text_chars) is {}",
-                self.limits.max_text_chars
-            ))));
-        }
-        let options = convert::options(req.options.as_ref()).map_err(fail)?;
-        pipeline
-            .validate(&options)
-            .map_err(|e| fail(convert::status(&e)))?;
+        let options = validate_request(pipeline, &self.limits, &req.text, req.options.as_ref())
+            .map_err(|s| (request_id.clone(), s))?;
         Ok(Job {
             request_id,
             text: req.text,
@@ -111,6 +103,34 @@ impl Service {
     }
 }
 
+/// Checks an `AnalyzeRequest`'s text and options the way every RPC does
+/// before queueing it: the analysis options, or the INVALID_ARGUMENT status
+/// the caller gets. Pure and cheap (no model runs); public for fuzzing.
+pub fn validate_request(
+    pipeline: &Pipeline,
+    limits: &Limits,
+    text: &str,
+    options: Option<&pb::AnalyzeOptions>,
+) -> Result<AnalyzeOptions, Status> {
+    if text.trim().is_empty() {
+        return Err(Status::invalid_argument(
+            "text is empty; send the article text in AnalyzeRequest.text",
+        ));
+    }
+    let chars = text.chars().count();
+    if chars > limits.max_text_chars {
+        return Err(Status::invalid_argument(format!(
+            "text has {chars} characters; the limit (max_text_chars) is {}",
+            limits.max_text_chars
+        )));
+    }
+    let options = convert::options(options)?;
+    pipeline
+        .validate(&options)
+        .map_err(|e| convert::status(&e))?;
+    Ok(options)
+}
+
 /// Reads the caller's deadline from the `grpc-timeout` header.
 fn deadline_of<T>(req: &Request<T>) -> Option<Instant> {
     let value = req.metadata().get("grpc-timeout")?.to_str().ok()?;
@@ -137,9 +157,18 @@ impl ArticleAnalyzer for Service {
         &self,
         request: Request<pb::AnalyzeRequest>,
     ) -> Result<Response<Self::AnalyzeStream>, Status> {
+        let call = self.scheduler.metrics().start_call("Analyze");
         let deadline = deadline_of(&request);
-        let rx = self.start(request.into_inner(), deadline)?;
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        match self.start(request.into_inner(), deadline) {
+            Ok(rx) => Ok(Response::new(Box::pin(observe::Observed::new(
+                ReceiverStream::new(rx),
+                call,
+            )))),
+            Err(status) => {
+                call.finish(observe::code_name(status.code()));
+                Err(status)
+            }
+        }
     }
 
     async fn analyze_document(
@@ -147,35 +176,46 @@ impl ArticleAnalyzer for Service {
         request: Request<pb::AnalyzeRequest>,
     ) -> Result<Response<pb::AnalyzeResponse>, Status> {
         use pb::analyze_event::Event as E;
+        let call = self.scheduler.metrics().start_call("AnalyzeDocument");
         let deadline = deadline_of(&request);
-        let mut rx = self.start(request.into_inner(), deadline)?;
-        let mut out = pb::AnalyzeResponse::default();
-        while let Some(event) = rx.recv().await {
-            let event = event?;
-            out.request_id = event.request_id;
-            match event.event {
-                Some(E::Started(s)) => out.models = s.models,
-                Some(E::Sentence(s)) => out.sentences.push(s),
-                Some(E::Entities(e)) => out.entities = e.entities,
-                Some(E::Stance(s)) => out.stances.push(s),
-                Some(E::Completed(c)) => out.completed = Some(c),
-                Some(E::Failed(f)) => return Err(Status::new(f.code.into(), f.message)),
-                None => {}
+        observe::unary(call, async move {
+            let mut rx = self.start(request.into_inner(), deadline)?;
+            let mut out = pb::AnalyzeResponse::default();
+            while let Some(event) = rx.recv().await {
+                let event = event?;
+                out.request_id = event.request_id;
+                match event.event {
+                    Some(E::Started(s)) => out.models = s.models,
+                    Some(E::Sentence(s)) => out.sentences.push(s),
+                    Some(E::Entities(e)) => out.entities = e.entities,
+                    Some(E::Stance(s)) => out.stances.push(s),
+                    Some(E::Completed(c)) => out.completed = Some(c),
+                    Some(E::Failed(f)) => return Err(Status::new(f.code.into(), f.message)),
+                    None => {}
+                }
             }
-        }
-        if out.completed.is_none() {
-            return Err(Status::internal("the analysis ended without a result"));
-        }
-        Ok(Response::new(out))
+            if out.completed.is_none() {
+                return Err(Status::internal("the analysis ended without a result"));
+            }
+            Ok(Response::new(out))
+        })
+        .await
     }
 
     async fn analyze_stream(
         &self,
         request: Request<Streaming<pb::AnalyzeRequest>>,
     ) -> Result<Response<Self::AnalyzeStreamStream>, Status> {
+        let call = self.scheduler.metrics().start_call("AnalyzeStream");
         let deadline = deadline_of(&request);
         let mut inbound = request.into_inner();
-        let pipeline = self.pipeline()?;
+        let pipeline = match self.pipeline() {
+            Ok(p) => p,
+            Err(status) => {
+                call.finish(observe::code_name(status.code()));
+                return Err(status);
+            }
+        };
         let (out_tx, out_rx) = mpsc::channel(self.limits.event_buffer.max(1));
         let per_stream = Arc::new(tokio::sync::Semaphore::new(
             self.limits.stream_concurrency.max(1),
@@ -193,6 +233,9 @@ impl ArticleAnalyzer for Service {
                     Ok(None) => break,
                     Err(status) => {
                         warn!("AnalyzeStream inbound error: {status}");
+                        // An over-limit message, say, ends the call with its
+                        // status rather than silently.
+                        let _ = out_tx.send(Err(oversize::fix(status))).await;
                         break;
                     }
                 };
@@ -247,17 +290,24 @@ impl ArticleAnalyzer for Service {
                 });
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+        Ok(Response::new(Box::pin(observe::Observed::new(
+            ReceiverStream::new(out_rx),
+            call,
+        ))))
     }
 
     async fn get_models(
         &self,
         _request: Request<pb::GetModelsRequest>,
     ) -> Result<Response<pb::GetModelsResponse>, Status> {
-        let pipeline = self.pipeline()?;
-        Ok(Response::new(pb::GetModelsResponse {
-            models: pipeline.models().iter().map(convert::model).collect(),
-        }))
+        let call = self.scheduler.metrics().start_call("GetModels");
+        observe::unary(call, async {
+            let pipeline = self.pipeline()?;
+            Ok(Response::new(pb::GetModelsResponse {
+                models: pipeline.models().iter().map(convert::model).collect(),
+            }))
+        })
+        .await
     }
 }
 
@@ -272,11 +322,28 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
 ///
 /// `load` runs on a blocking thread after the port is open; health turns
 /// SERVING when it returns. If it fails the server stops with its error.
+/// Metrics are kept but not exported; see [`serve_with_metrics`].
 pub async fn serve<L, F>(
     listener: TcpListener,
     config: ServerConfig,
     load: L,
     shutdown: F,
+) -> anyhow::Result<()>
+where
+    L: FnOnce() -> anyhow::Result<Pipeline> + Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    serve_with_metrics(listener, config, load, shutdown, Arc::new(Metrics::new())).await
+}
+
+/// [`serve`], recording RPC, queue and analysis metrics in `metrics` (which
+/// the caller exports, for example with [`crate::metrics::serve_http`]).
+pub async fn serve_with_metrics<L, F>(
+    listener: TcpListener,
+    config: ServerConfig,
+    load: L,
+    shutdown: F,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<()>
 where
     L: FnOnce() -> anyhow::Result<Pipeline> + Send + 'static,
@@ -297,12 +364,22 @@ where
     let cell = Arc::new(OnceLock::new());
     let service = Service {
         pipeline: cell.clone(),
-        scheduler: Arc::new(Scheduler::new(&config.limits)),
+        scheduler: Arc::new(Scheduler::new(&config.limits, metrics)),
         limits: config.limits.clone(),
     };
     let analyzer = ArticleAnalyzerServer::new(service)
         .max_decoding_message_size(config.limits.max_message_bytes)
         .max_encoding_message_size(config.limits.max_message_bytes);
+    let tls = security::tls_config(&config.security)?;
+    let auth = security::BearerAuth::new(security::load_tokens(&config.security)?);
+    let reflection = !config.security.no_reflection;
+    info!(
+        tls = tls.is_some(),
+        mutual_tls = config.security.tls_client_ca.is_some(),
+        bearer_auth = auth.enabled(),
+        reflection,
+        "transport security"
+    );
 
     let (load_err_tx, mut load_err_rx) = mpsc::channel::<anyhow::Error>(1);
     let load_reporter = reporter.clone();
@@ -339,12 +416,20 @@ where
     let drain = Duration::from_secs(config.drain_secs);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown_reporter = reporter.clone();
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| anyhow::anyhow!("configuring TLS: {e}"))?;
+    }
+    let server = builder
         .add_service(health)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(analyzer)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .add_optional_service(reflection.then_some(reflection_v1))
+        .add_optional_service(reflection.then_some(reflection_v1alpha))
+        .add_service(oversize::OversizeStatus::new(
+            tonic::service::interceptor::InterceptedService::new(analyzer, auth),
+        ))
+        .serve_with_incoming_shutdown(no_delay(TcpListenerStream::new(listener)), async move {
             let _ = stop_rx.await;
         });
     let mut server = std::pin::pin!(server);
@@ -370,6 +455,24 @@ where
         Some(e) => Err(e.context("model loading failed")),
         None => Ok(()),
     }
+}
+
+/// Accepted connections with Nagle's algorithm off. tonic sets TCP_NODELAY
+/// only on listeners it binds itself; without it a response written in
+/// several pieces (headers, data, trailers) waits for the peer's delayed ACK,
+/// about 40 ms per call on Linux.
+fn no_delay(
+    incoming: TcpListenerStream,
+) -> impl Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    incoming.map(|conn| {
+        if let Ok(stream) = &conn {
+            if let Err(e) = stream.set_nodelay(true) {
+                warn!("cannot set TCP_NODELAY: {e}");
+            }
+        }
+        conn
+    })
 }
 
 /// Completes on SIGTERM or SIGINT.

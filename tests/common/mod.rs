@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use article_analyzer::config::{Limits, ModelConfig, ServerConfig, DEFAULT_MODEL};
+use article_analyzer::config::{ComponentSet, Limits, ModelConfig, ServerConfig, DEFAULT_MODEL};
 use article_analyzer::pipeline::Pipeline;
 use article_analyzer::proto::article_analyzer_client::ArticleAnalyzerClient;
 use tokio::sync::oneshot;
@@ -30,6 +30,7 @@ pub fn model_config() -> ModelConfig {
     ModelConfig {
         models_dir: Some(models_dir()),
         model: DEFAULT_MODEL.to_string(),
+        components: ComponentSet::Parser,
     }
 }
 
@@ -94,6 +95,7 @@ pub fn server_config(limits: Limits) -> ServerConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
         limits,
         drain_secs: 10,
+        security: Default::default(),
     }
 }
 
@@ -150,4 +152,31 @@ pub async fn wait_serving(server: &TestServer) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("server did not become SERVING within 30 s");
+}
+
+/// Starts a server with the real model that records its metrics into
+/// `metrics`, and waits until it is SERVING.
+pub async fn start_with_metrics(
+    limits: Limits,
+    metrics: std::sync::Arc<article_analyzer::metrics::Metrics>,
+) -> TestServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(article_analyzer::server::serve_with_metrics(
+        listener,
+        server_config(limits),
+        || Ok(pipeline()),
+        async move {
+            let _ = stopped.await;
+        },
+        metrics,
+    ));
+    let server = TestServer {
+        addr,
+        stop: Some(stop),
+        done,
+    };
+    wait_serving(&server).await;
+    server
 }

@@ -65,7 +65,7 @@ def main():
         from article_analyzer.v1 import analyzer_pb2_grpc as rpc
 
         port = free_port()
-        server = subprocess.Popen([binary, "serve", "--addr", f"127.0.0.1:{port}", "--models", models])
+        server = subprocess.Popen([binary, "serve", "--addr", f"127.0.0.1:{port}", "--models", models, "--no-metrics"])
         try:
             channel = grpc.insecure_channel(f"127.0.0.1:{port}")
             wait_serving(channel)

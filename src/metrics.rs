@@ -1,0 +1,480 @@
+//! Prometheus metrics, and a tiny HTTP endpoint that serves them.
+//!
+//! [`Metrics`] owns its own registry (not the process-wide default one), so
+//! several servers in one process, as in the tests, each count their own.
+//! The names and labels:
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `article_analyzer_rpc_requests_total` | counter | `rpc`, `code` (gRPC status name, `OK`, `INVALID_ARGUMENT`, ...) |
+//! | `article_analyzer_rpc_duration_seconds` | histogram | `rpc` (until the last message of the call) |
+//! | `article_analyzer_rpc_in_flight` | gauge | `rpc` |
+//! | `article_analyzer_queue_wait_seconds` | histogram | admitted analyses, time until a worker took them |
+//! | `article_analyzer_queue_depth` | gauge | admitted analyses waiting for a worker |
+//! | `article_analyzer_workers_busy` | gauge | analyses running on a worker |
+//! | `article_analyzer_analyses_total` | counter | `outcome`: `ok`, `error`, `cancelled` |
+//! | `article_analyzer_tokens_total` | counter | tokens of completed analyses |
+//! | `article_analyzer_batch_documents` | histogram | documents per recognizer batch |
+//!
+//! Nothing here knows about gRPC: the server names the RPCs and codes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::debug;
+
+const NS: &str = "article_analyzer";
+
+/// Latency buckets, seconds: 1 ms to 60 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Every metric the service exports.
+pub struct Metrics {
+    registry: Registry,
+    rpc_requests: IntCounterVec,
+    rpc_duration: HistogramVec,
+    rpc_in_flight: IntGaugeVec,
+    queue_wait: Histogram,
+    queue_depth: IntGauge,
+    workers_busy: IntGauge,
+    analyses: IntCounterVec,
+    tokens: IntCounter,
+    batch_documents: Histogram,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let opts = |name: &str, help: &str| Opts::new(name, help).namespace(NS);
+        let hopts = |name: &str, help: &str, buckets: &[f64]| {
+            HistogramOpts::new(name, help)
+                .namespace(NS)
+                .buckets(buckets.to_vec())
+        };
+        let rpc_requests = IntCounterVec::new(
+            opts(
+                "rpc_requests_total",
+                "Finished RPCs by method and gRPC status code.",
+            ),
+            &["rpc", "code"],
+        )
+        .expect("valid metric");
+        let rpc_duration = HistogramVec::new(
+            hopts(
+                "rpc_duration_seconds",
+                "RPC latency by method, from the call's start to its last message.",
+                LATENCY_BUCKETS,
+            ),
+            &["rpc"],
+        )
+        .expect("valid metric");
+        let rpc_in_flight = IntGaugeVec::new(
+            opts("rpc_in_flight", "RPCs in progress by method."),
+            &["rpc"],
+        )
+        .expect("valid metric");
+        let queue_wait = Histogram::with_opts(hopts(
+            "queue_wait_seconds",
+            "Time an admitted analysis waited for a worker.",
+            LATENCY_BUCKETS,
+        ))
+        .expect("valid metric");
+        let queue_depth = IntGauge::with_opts(opts(
+            "queue_depth",
+            "Admitted analyses waiting for a worker.",
+        ))
+        .expect("valid metric");
+        let workers_busy =
+            IntGauge::with_opts(opts("workers_busy", "Analyses running on a worker thread."))
+                .expect("valid metric");
+        let analyses = IntCounterVec::new(
+            opts(
+                "analyses_total",
+                "Analyses that ran on a worker, by outcome (ok, error, cancelled).",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let tokens =
+            IntCounter::with_opts(opts("tokens_total", "Tokens of the completed analyses."))
+                .expect("valid metric");
+        let batch_documents = Histogram::with_opts(hopts(
+            "batch_documents",
+            "Documents per entity-recognizer batch.",
+            &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
+        ))
+        .expect("valid metric");
+        for c in [
+            Box::new(rpc_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(rpc_duration.clone()),
+            Box::new(rpc_in_flight.clone()),
+            Box::new(queue_wait.clone()),
+            Box::new(queue_depth.clone()),
+            Box::new(workers_busy.clone()),
+            Box::new(analyses.clone()),
+            Box::new(tokens.clone()),
+            Box::new(batch_documents.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        Metrics {
+            registry,
+            rpc_requests,
+            rpc_duration,
+            rpc_in_flight,
+            queue_wait,
+            queue_depth,
+            workers_busy,
+            analyses,
+            tokens,
+            batch_documents,
+        }
+    }
+
+    /// Starts timing one call of `rpc`; it counts as in flight until the
+    /// returned guard finishes or drops.
+    pub fn start_call(self: &Arc<Self>, rpc: &'static str) -> CallGuard {
+        self.rpc_in_flight.with_label_values(&[rpc]).inc();
+        CallGuard {
+            metrics: self.clone(),
+            rpc,
+            started: Instant::now(),
+            done: false,
+        }
+    }
+
+    /// An analysis entered the queue; it leaves it when the guard drops.
+    pub fn enter_queue(self: &Arc<Self>) -> QueueGuard {
+        self.queue_depth.inc();
+        QueueGuard {
+            metrics: self.clone(),
+            entered: Instant::now(),
+        }
+    }
+
+    /// An analysis runs on a worker until the guard drops.
+    pub fn worker_busy(self: &Arc<Self>) -> BusyGuard {
+        self.workers_busy.inc();
+        BusyGuard {
+            metrics: self.clone(),
+        }
+    }
+
+    /// Counts one analysis that ran on a worker.
+    pub fn analysis_finished(&self, outcome: Outcome, tokens: usize) {
+        self.analyses.with_label_values(&[outcome.as_str()]).inc();
+        self.tokens.inc_by(tokens as u64);
+    }
+
+    /// Records the size of one recognizer batch.
+    pub fn observe_batch(&self, documents: usize) {
+        self.batch_documents.observe(documents as f64);
+    }
+
+    /// Every metric in the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        TextEncoder::new()
+            .encode_utf8(&self.registry.gather(), &mut out)
+            .expect("text encoding cannot fail for valid metrics");
+        out
+    }
+
+    /// The registry, to add process-specific collectors.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+/// How an analysis on a worker ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Error,
+    Cancelled,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One call in flight. [`CallGuard::finish`] records its status code; a guard
+/// dropped without it (the caller went away) records `CANCELLED`.
+#[derive(Debug)]
+pub struct CallGuard {
+    metrics: Arc<Metrics>,
+    rpc: &'static str,
+    started: Instant,
+    done: bool,
+}
+
+impl CallGuard {
+    /// Records the call as ended with status `code` (such as `OK`).
+    pub fn finish(mut self, code: &str) {
+        self.record(code);
+    }
+
+    fn record(&mut self, code: &str) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let m = &self.metrics;
+        m.rpc_in_flight.with_label_values(&[self.rpc]).dec();
+        m.rpc_requests.with_label_values(&[self.rpc, code]).inc();
+        m.rpc_duration
+            .with_label_values(&[self.rpc])
+            .observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.record("CANCELLED");
+    }
+}
+
+/// An analysis waiting for a worker.
+#[derive(Debug)]
+pub struct QueueGuard {
+    metrics: Arc<Metrics>,
+    entered: Instant,
+}
+
+impl QueueGuard {
+    /// The analysis got a worker: records how long it waited.
+    pub fn dequeued(self) -> Duration {
+        let waited = self.entered.elapsed();
+        self.metrics.queue_wait.observe(waited.as_secs_f64());
+        waited
+    }
+}
+
+impl Drop for QueueGuard {
+    fn drop(&mut self) {
+        self.metrics.queue_depth.dec();
+    }
+}
+
+/// An analysis running on a worker.
+#[derive(Debug)]
+pub struct BusyGuard {
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.metrics.workers_busy.dec();
+    }
+}
+
+/// Longest request head the endpoint reads.
+const MAX_REQUEST_HEAD: usize = 8 * 1024;
+/// How long a scraper may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves `GET /metrics` (HTTP/1.x, one request per connection) on
+/// `listener` until the task is dropped.
+pub async fn serve_http(listener: TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                debug!("metrics accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            if let Err(e) = respond(stream, &metrics).await {
+                debug!(%peer, "metrics request failed: {e}");
+            }
+        });
+    }
+}
+
+async fn respond(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    let read = async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+            if head.len() > MAX_REQUEST_HEAD {
+                break;
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    if tokio::time::timeout(READ_TIMEOUT, read).await.is_err() {
+        return Ok(());
+    }
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or_default();
+    let path = parts.next().unwrap_or_default();
+    let path = path.split('?').next().unwrap_or_default();
+    let (status, content_type, body) = match (method, path) {
+        ("GET" | "HEAD", "/metrics") => ("200 OK", prometheus::TEXT_FORMAT, metrics.render()),
+        ("GET" | "HEAD", "/") => (
+            "200 OK",
+            "text/plain; charset=utf-8",
+            "article-analyzer metrics: GET /metrics\n".to_string(),
+        ),
+        ("GET" | "HEAD", _) => (
+            "404 Not Found",
+            "text/plain; charset=utf-8",
+            "not found; try /metrics\n".to_string(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain; charset=utf-8",
+            "only GET\n".to_string(),
+        ),
+    };
+    let mut response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if method != "HEAD" {
+        response.extend_from_slice(body.as_bytes());
+    }
+    stream.write_all(&response).await?;
+    stream.shutdown().await
+}
+
+/// Fetches `http://{addr}/metrics` and returns the body; for tests and the
+/// load driver.
+pub async fn scrape(addr: std::net::SocketAddr) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await?;
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    match raw.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_string()),
+        _ => Err(std::io::Error::other(format!(
+            "unexpected metrics response: {}",
+            raw.lines().next().unwrap_or_default()
+        ))),
+    }
+}
+
+/// The value of one sample in a text exposition, such as
+/// `article_analyzer_rpc_requests_total{code="OK",rpc="AnalyzeDocument"}`
+/// (labels in the exposition's order, which is sorted by name).
+pub fn sample(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let rest = line.strip_prefix(series)?;
+        let value = rest.strip_prefix(' ')?;
+        value.trim().parse().ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_count_by_code_and_cancel_on_drop() {
+        let m = Arc::new(Metrics::new());
+        m.start_call("Analyze").finish("OK");
+        m.start_call("Analyze").finish("INVALID_ARGUMENT");
+        let g = m.start_call("Analyze");
+        let text = m.render();
+        assert_eq!(
+            sample(&text, "article_analyzer_rpc_in_flight{rpc=\"Analyze\"}"),
+            Some(1.0)
+        );
+        drop(g);
+        let text = m.render();
+        for code in ["OK", "INVALID_ARGUMENT", "CANCELLED"] {
+            let series =
+                format!("article_analyzer_rpc_requests_total{{code=\"{code}\",rpc=\"Analyze\"}}");
+            assert_eq!(sample(&text, &series), Some(1.0), "{series}\n{text}");
+        }
+        assert_eq!(
+            sample(&text, "article_analyzer_rpc_in_flight{rpc=\"Analyze\"}"),
+            Some(0.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "article_analyzer_rpc_duration_seconds_count{rpc=\"Analyze\"}"
+            ),
+            Some(3.0)
+        );
+    }
+
+    #[test]
+    fn queue_and_workers_gauges_return_to_zero() {
+        let m = Arc::new(Metrics::new());
+        let q = m.enter_queue();
+        assert_eq!(
+            sample(&m.render(), "article_analyzer_queue_depth"),
+            Some(1.0)
+        );
+        q.dequeued();
+        let busy = m.worker_busy();
+        m.analysis_finished(Outcome::Ok, 42);
+        drop(busy);
+        let text = m.render();
+        assert_eq!(sample(&text, "article_analyzer_queue_depth"), Some(0.0));
+        assert_eq!(sample(&text, "article_analyzer_workers_busy"), Some(0.0));
+        assert_eq!(sample(&text, "article_analyzer_tokens_total"), Some(42.0));
+        assert_eq!(
+            sample(&text, "article_analyzer_queue_wait_seconds_count"),
+            Some(1.0)
+        );
+    }
+
+    #[tokio::test]
+    async fn http_endpoint_serves_the_exposition() {
+        let m = Arc::new(Metrics::new());
+        m.analysis_finished(Outcome::Ok, 7);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(serve_http(listener, m.clone()));
+        let body = scrape(addr).await.unwrap();
+        assert_eq!(sample(&body, "article_analyzer_tokens_total"), Some(7.0));
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /nope HTTP/1.0\r\n\r\n").await.unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).await.unwrap();
+        assert!(raw.starts_with("HTTP/1.1 404"), "{raw}");
+        task.abort();
+    }
+}
