@@ -120,7 +120,7 @@ def check(path, errors):
 
     ann = spec["template"]["metadata"].get("annotations", {})
     if ann.get("prometheus.io/port") != "9090":
-        err("pod template needs prometheus.io/* annotations for the planned metrics port 9090")
+        err("pod template needs prometheus.io/* annotations for the metrics port 9090")
 
 
 def main(paths):
