@@ -103,7 +103,7 @@ def main():
                                         "article_analyzer.v1.ArticleAnalyzer"],
                                        capture_output=True, text=True, timeout=30)
             assert "rpc AnalyzeStream" in described.stdout, described.stdout + described.stderr
-            print("python client: 5 passed, 0 failed")
+            print("python-client: 5 passed, 0 failed")
         finally:
             server.terminate()
             server.wait(timeout=30)
