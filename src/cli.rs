@@ -197,7 +197,9 @@ pub struct LoadtestArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::telemetry::init(&cli.log);
-    match run(cli) {
+    let result = run(cli);
+    crate::telemetry::shutdown();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("article-analyzer: {e:#}");

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
@@ -163,6 +164,48 @@ pub struct Limits {
     /// documents, in milliseconds (0: it takes only those already waiting).
     #[arg(long, env = "ARTICLE_ANALYZER_BATCH_MAX_WAIT_MS", default_value_t = 0)]
     pub batch_max_wait_ms: u64,
+    /// HTTP/2 streams (calls) one connection may have open at once; further
+    /// calls on it wait until one ends (0: no limit).
+    #[arg(
+        long,
+        env = "ARTICLE_ANALYZER_MAX_CONCURRENT_STREAMS",
+        default_value_t = 100
+    )]
+    pub max_concurrent_streams: u32,
+    /// Seconds between HTTP/2 PING frames that check the peer is still
+    /// there (0: none).
+    #[arg(
+        long,
+        env = "ARTICLE_ANALYZER_HTTP2_KEEPALIVE_INTERVAL_SECS",
+        default_value_t = 60
+    )]
+    pub http2_keepalive_interval_secs: u64,
+    /// Seconds to wait for a PING's acknowledgement before closing the
+    /// connection.
+    #[arg(
+        long,
+        env = "ARTICLE_ANALYZER_HTTP2_KEEPALIVE_TIMEOUT_SECS",
+        default_value_t = 20
+    )]
+    pub http2_keepalive_timeout_secs: u64,
+    /// Seconds a connection may stay idle before TCP keepalive probes start
+    /// (0: no TCP keepalive).
+    #[arg(
+        long,
+        env = "ARTICLE_ANALYZER_TCP_KEEPALIVE_SECS",
+        default_value_t = 60
+    )]
+    pub tcp_keepalive_secs: u64,
+    /// Longest wait, in seconds, for a call's response headers: the whole
+    /// call for AnalyzeDocument and GetModels, only the start of Analyze and
+    /// AnalyzeStream (their streams are not cut). A shorter `grpc-timeout`
+    /// from the caller wins (0: no server-side limit).
+    #[arg(
+        long,
+        env = "ARTICLE_ANALYZER_REQUEST_TIMEOUT_SECS",
+        default_value_t = 120
+    )]
+    pub request_timeout_secs: u64,
 }
 
 impl Default for Limits {
@@ -176,6 +219,11 @@ impl Default for Limits {
             event_buffer: 32,
             batch_max_tokens: 0,
             batch_max_wait_ms: 0,
+            max_concurrent_streams: 100,
+            http2_keepalive_interval_secs: 60,
+            http2_keepalive_timeout_secs: 20,
+            tcp_keepalive_secs: 60,
+            request_timeout_secs: 120,
         }
     }
 }
@@ -188,6 +236,11 @@ impl Limits {
         } else {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         }
+    }
+
+    /// A setting in seconds as a `Duration`, 0 meaning none.
+    pub fn secs(secs: u64) -> Option<Duration> {
+        (secs > 0).then(|| Duration::from_secs(secs))
     }
 }
 
@@ -214,4 +267,19 @@ pub struct LogConfig {
         global = true
     )]
     pub log: String,
+    /// OTLP/gRPC collector to export trace spans to, such as
+    /// `http://otel-collector:4317` (default: no export). Needs the `otel`
+    /// build feature.
+    #[cfg(feature = "otel")]
+    #[arg(long, env = "ARTICLE_ANALYZER_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans.
+    #[cfg(feature = "otel")]
+    #[arg(
+        long,
+        env = "ARTICLE_ANALYZER_OTEL_SERVICE_NAME",
+        default_value = "article-analyzer",
+        global = true
+    )]
+    pub otel_service_name: String,
 }

@@ -81,6 +81,8 @@ pub struct Pipeline {
     recognizer: Arc<dyn EntityRecognizer>,
     stance: Option<Arc<dyn StanceClassifier>>,
     labels: BTreeSet<String>,
+    /// Whether the recognizer runs a dependency parser (a span field).
+    parser: bool,
 }
 
 impl Pipeline {
@@ -88,11 +90,14 @@ impl Pipeline {
         recognizer: Arc<dyn EntityRecognizer>,
         stance: Option<Arc<dyn StanceClassifier>>,
     ) -> Self {
-        let labels = recognizer.model_info().labels.into_iter().collect();
+        let info = recognizer.model_info();
+        let parser = info.components.iter().any(|c| c == "parser");
+        let labels = info.labels.into_iter().collect();
         Pipeline {
             recognizer,
             stance,
             labels,
+            parser,
         }
     }
 
@@ -162,6 +167,13 @@ impl Pipeline {
     /// Runs the recognizer over several texts at once (see
     /// [`EntityRecognizer::recognize_batch`]), for [`Pipeline::analyze_prepared`].
     pub fn recognize_batch(&self, texts: &[&str]) -> Vec<Recognition> {
+        let _span = tracing::info_span!(
+            "ner",
+            batched = true,
+            documents = texts.len(),
+            parser = self.parser
+        )
+        .entered();
         let t = Instant::now();
         let results = self.recognizer.recognize_batch(texts);
         let ms = t.elapsed().as_secs_f64() * 1e3;
@@ -195,9 +207,21 @@ impl Pipeline {
                 r.result?
             }
             None => {
+                // Tokenizer, NER and (when loaded) the parser: one span; the
+                // text itself is never recorded, only sizes.
+                let span = tracing::info_span!(
+                    "ner",
+                    text_bytes = text.len(),
+                    parser = self.parser,
+                    tokens = tracing::field::Empty,
+                    sentences = tracing::field::Empty
+                );
+                let _entered = span.enter();
                 let t = Instant::now();
                 let doc = self.recognizer.recognize(text)?;
                 timings.push(StageTiming::since("ner", t));
+                span.record("tokens", doc.token_count);
+                span.record("sentences", doc.sentences.len());
                 doc
             }
         };
@@ -214,12 +238,20 @@ impl Pipeline {
             emit(sink, Event::Sentence(sentence.clone()))?;
         }
 
+        let grouping = tracing::info_span!("grouping").entered();
         let t = Instant::now();
         let entities = group_mentions(doc.sentences.iter().flat_map(|s| &s.mentions));
         timings.push(StageTiming::since("grouping", t));
+        drop(grouping);
         let entity_count = entities.len();
         emit(sink, Event::Entities(entities.clone()))?;
 
+        let stance_span = tracing::info_span!(
+            "stance",
+            enabled = self.stance.is_some(),
+            targets = tracing::field::Empty
+        );
+        let stance_entered = stance_span.enter();
         let t = Instant::now();
         let mut stance_count = 0;
         if let Some(classifier) = &self.stance {
@@ -231,6 +263,8 @@ impl Pipeline {
             }
         }
         timings.push(StageTiming::since("stance", t));
+        stance_span.record("targets", stance_count);
+        drop(stance_entered);
 
         let summary = Summary {
             sentence_count: doc.sentences.len(),

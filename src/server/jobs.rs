@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
-use tracing::{debug, warn, Instrument};
+use tracing::{debug, warn, Instrument, Span};
 
 use super::batch::Batcher;
 use super::convert;
+use super::trace_context::RemoteParent;
 use crate::config::Limits;
 use crate::metrics::{Metrics, Outcome};
 use crate::pipeline::{AnalysisError, AnalyzeOptions, Pipeline};
@@ -82,6 +83,8 @@ pub struct Job {
     pub text: String,
     pub options: AnalyzeOptions,
     pub deadline: Option<Instant>,
+    /// The caller's trace context (`traceparent`), parent of the job's span.
+    pub parent: RemoteParent,
 }
 
 /// Where a job's events go.
@@ -99,60 +102,75 @@ pub async fn run(
     let span = tracing::info_span!(
         "analysis",
         request_id = %job.request_id,
-        text_bytes = job.text.len()
+        text_bytes = job.text.len(),
+        trace_id = tracing::field::Empty
     );
+    job.parent.apply(&span);
     async move {
-        let mut queued = Some(scheduler.metrics.enter_queue());
-        // With batching, the recognizer runs first, in a batch with other
-        // calls' documents; the rest of the analysis then takes a worker.
-        let recognition = match (&scheduler.batcher, queued.take()) {
-            (Some(batcher), Some(q)) => {
-                let text: Arc<str> = Arc::from(job.text.as_str());
-                let recognized = batcher.recognize(pipeline.clone(), text, q);
-                Some(match job.deadline {
-                    Some(deadline) => tokio::time::timeout_at(deadline.into(), recognized)
-                        .await
-                        .map_err(|_| {
-                            Status::deadline_exceeded(
-                                "deadline expired while waiting for the recognizer",
-                            )
-                        })??,
-                    None => recognized.await?,
-                })
-            }
-            (_, q) => {
-                queued = q;
-                None
-            }
-        };
-        let worker = match job.deadline {
-            Some(deadline) => {
-                match tokio::time::timeout_at(
-                    deadline.into(),
-                    scheduler.workers.clone().acquire_owned(),
-                )
-                .await
-                {
-                    Ok(permit) => permit,
-                    Err(_) => {
-                        return Err(Status::deadline_exceeded(
-                            "deadline expired while waiting in the queue",
-                        ))
+        // Waiting for a worker (and, with batching, for the batched
+        // recognizer) is the `queue` span; the stages run inside the
+        // pipeline's own spans.
+        let queue_span = tracing::info_span!("queue", batched = scheduler.batcher.is_some());
+        let (recognition, worker) = async {
+            let mut queued = Some(scheduler.metrics.enter_queue());
+            // With batching, the recognizer runs first, in a batch with other
+            // calls' documents; the rest of the analysis then takes a worker.
+            let recognition = match (&scheduler.batcher, queued.take()) {
+                (Some(batcher), Some(q)) => {
+                    let text: Arc<str> = Arc::from(job.text.as_str());
+                    let recognized = batcher.recognize(pipeline.clone(), text, q);
+                    Some(match job.deadline {
+                        Some(deadline) => tokio::time::timeout_at(deadline.into(), recognized)
+                            .await
+                            .map_err(|_| {
+                                Status::deadline_exceeded(
+                                    "deadline expired while waiting for the recognizer",
+                                )
+                            })??,
+                        None => recognized.await?,
+                    })
+                }
+                (_, q) => {
+                    queued = q;
+                    None
+                }
+            };
+            let worker = match job.deadline {
+                Some(deadline) => {
+                    match tokio::time::timeout_at(
+                        deadline.into(),
+                        scheduler.workers.clone().acquire_owned(),
+                    )
+                    .await
+                    {
+                        Ok(permit) => permit,
+                        Err(_) => {
+                            return Err(Status::deadline_exceeded(
+                                "deadline expired while waiting in the queue",
+                            ))
+                        }
                     }
                 }
+                None => scheduler.workers.clone().acquire_owned().await,
             }
-            None => scheduler.workers.clone().acquire_owned().await,
+            .map_err(|_| Status::unavailable("server is shutting down"))?;
+            if let Some(queued) = queued {
+                let waited = queued.dequeued();
+                debug!(queue_ms = waited.as_secs_f64() * 1e3, "worker acquired");
+            }
+            Ok((recognition, worker))
         }
-        .map_err(|_| Status::unavailable("server is shutting down"))?;
-        if let Some(queued) = queued {
-            let waited = queued.dequeued();
-            debug!(queue_ms = waited.as_secs_f64() * 1e3, "worker acquired");
-        }
+        .instrument(queue_span)
+        .await?;
 
         let deadline = job.deadline;
         let request_id = job.request_id.clone();
         let metrics = scheduler.metrics.clone();
+        // Blocking threads do not inherit the current span; carry it over so
+        // the pipeline's stage spans nest under this analysis.
+        let current = Span::current();
         let result = tokio::task::spawn_blocking(move || {
+            let _span = current.enter();
             let _worker = worker;
             let _admitted = admitted;
             let _busy = metrics.worker_busy();

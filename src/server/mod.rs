@@ -16,6 +16,7 @@ mod jobs;
 mod observe;
 mod oversize;
 pub mod security;
+mod trace_context;
 
 pub use observe::code_name;
 
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use tonic_health::server::HealthReporter;
@@ -39,6 +40,7 @@ use crate::pipeline::{AnalyzeOptions, Pipeline};
 use crate::proto as pb;
 use crate::proto::article_analyzer_server::{ArticleAnalyzer, ArticleAnalyzerServer};
 use jobs::{Job, Scheduler};
+use trace_context::RemoteParent;
 
 /// The fully qualified name of our service, as health checks name it.
 pub const SERVICE_NAME: &str = "article_analyzer.v1.ArticleAnalyzer";
@@ -66,6 +68,7 @@ impl Service {
         pipeline: &Pipeline,
         req: pb::AnalyzeRequest,
         deadline: Option<Instant>,
+        parent: &RemoteParent,
     ) -> Result<Job, (String, Status)> {
         let request_id = if req.request_id.is_empty() {
             uuid::Uuid::new_v4().to_string()
@@ -79,6 +82,7 @@ impl Service {
             text: req.text,
             options,
             deadline,
+            parent: parent.clone(),
         })
     }
 
@@ -88,9 +92,12 @@ impl Service {
         &self,
         req: pb::AnalyzeRequest,
         deadline: Option<Instant>,
+        parent: RemoteParent,
     ) -> Result<mpsc::Receiver<Result<pb::AnalyzeEvent, Status>>, Status> {
         let pipeline = self.pipeline()?;
-        let job = self.job(&pipeline, req, deadline).map_err(|(_, s)| s)?;
+        let job = self
+            .job(&pipeline, req, deadline, &parent)
+            .map_err(|(_, s)| s)?;
         let admitted = self.scheduler.admit()?;
         let (tx, rx) = mpsc::channel(self.limits.event_buffer.max(1));
         let scheduler = self.scheduler.clone();
@@ -159,7 +166,8 @@ impl ArticleAnalyzer for Service {
     ) -> Result<Response<Self::AnalyzeStream>, Status> {
         let call = self.scheduler.metrics().start_call("Analyze");
         let deadline = deadline_of(&request);
-        match self.start(request.into_inner(), deadline) {
+        let parent = RemoteParent::from_metadata(request.metadata());
+        match self.start(request.into_inner(), deadline, parent) {
             Ok(rx) => Ok(Response::new(Box::pin(observe::Observed::new(
                 ReceiverStream::new(rx),
                 call,
@@ -178,8 +186,9 @@ impl ArticleAnalyzer for Service {
         use pb::analyze_event::Event as E;
         let call = self.scheduler.metrics().start_call("AnalyzeDocument");
         let deadline = deadline_of(&request);
+        let parent = RemoteParent::from_metadata(request.metadata());
         observe::unary(call, async move {
-            let mut rx = self.start(request.into_inner(), deadline)?;
+            let mut rx = self.start(request.into_inner(), deadline, parent)?;
             let mut out = pb::AnalyzeResponse::default();
             while let Some(event) = rx.recv().await {
                 let event = event?;
@@ -208,6 +217,7 @@ impl ArticleAnalyzer for Service {
     ) -> Result<Response<Self::AnalyzeStreamStream>, Status> {
         let call = self.scheduler.metrics().start_call("AnalyzeStream");
         let deadline = deadline_of(&request);
+        let parent = RemoteParent::from_metadata(request.metadata());
         let mut inbound = request.into_inner();
         let pipeline = match self.pipeline() {
             Ok(p) => p,
@@ -244,7 +254,7 @@ impl ArticleAnalyzer for Service {
                 let Ok(permit) = per_stream.clone().acquire_owned().await else {
                     break;
                 };
-                let job = match service.job(&pipeline, req, deadline) {
+                let job = match service.job(&pipeline, req, deadline, &parent) {
                     Ok(job) => job,
                     Err((id, status)) => {
                         if out_tx
@@ -416,7 +426,17 @@ where
     let drain = Duration::from_secs(config.drain_secs);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown_reporter = reporter.clone();
-    let mut builder = tonic::transport::Server::builder();
+    let limits = &config.limits;
+    let mut builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(
+            (limits.max_concurrent_streams > 0).then_some(limits.max_concurrent_streams),
+        )
+        .http2_keepalive_interval(Limits::secs(limits.http2_keepalive_interval_secs))
+        .http2_keepalive_timeout(Limits::secs(limits.http2_keepalive_timeout_secs));
+    if let Some(timeout) = Limits::secs(limits.request_timeout_secs) {
+        builder = builder.timeout(timeout);
+    }
+    let incoming = accepted(listener, Limits::secs(limits.tcp_keepalive_secs))?;
     if let Some(tls) = tls {
         builder = builder
             .tls_config(tls)
@@ -429,7 +449,7 @@ where
         .add_service(oversize::OversizeStatus::new(
             tonic::service::interceptor::InterceptedService::new(analyzer, auth),
         ))
-        .serve_with_incoming_shutdown(no_delay(TcpListenerStream::new(listener)), async move {
+        .serve_with_incoming_shutdown(incoming, async move {
             let _ = stop_rx.await;
         });
     let mut server = std::pin::pin!(server);
@@ -457,22 +477,16 @@ where
     }
 }
 
-/// Accepted connections with Nagle's algorithm off. tonic sets TCP_NODELAY
-/// only on listeners it binds itself; without it a response written in
-/// several pieces (headers, data, trailers) waits for the peer's delayed ACK,
-/// about 40 ms per call on Linux.
-fn no_delay(
-    incoming: TcpListenerStream,
-) -> impl Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    incoming.map(|conn| {
-        if let Ok(stream) = &conn {
-            if let Err(e) = stream.set_nodelay(true) {
-                warn!("cannot set TCP_NODELAY: {e}");
-            }
-        }
-        conn
-    })
+/// Accepted connections with Nagle's algorithm off and TCP keepalive as
+/// configured. tonic applies both only on listeners it binds itself; without
+/// TCP_NODELAY a response written in several pieces (headers, data, trailers)
+/// waits for the peer's delayed ACK, about 40 ms per call on Linux.
+fn accepted(
+    listener: TcpListener,
+    tcp_keepalive: Option<Duration>,
+) -> anyhow::Result<tonic::transport::server::TcpIncoming> {
+    tonic::transport::server::TcpIncoming::from_listener(listener, true, tcp_keepalive)
+        .map_err(|e| anyhow::anyhow!("configuring the listener: {e}"))
 }
 
 /// Completes on SIGTERM or SIGINT.
