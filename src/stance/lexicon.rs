@@ -177,6 +177,30 @@ impl Lexicon {
     }
 }
 
+/// Splits a data line into exactly `names.len()` tab-separated columns, or
+/// says which columns were expected.
+fn columns<'a>(
+    file: &str,
+    n: usize,
+    line: &'a str,
+    names: &[&str],
+) -> Result<Vec<&'a str>, StanceError> {
+    let cols: Vec<&str> = line.split('\t').collect();
+    if cols.len() != names.len() {
+        return Err(StanceError::parse(
+            file,
+            n,
+            format!(
+                "expected {} tab-separated columns ({}), found {}",
+                names.len(),
+                names.join(", "),
+                cols.len()
+            ),
+        ));
+    }
+    Ok(cols)
+}
+
 /// The data lines of a file: (line number from 1, text), without comments
 /// and blank lines.
 fn data_lines(content: &str) -> impl Iterator<Item = (usize, &str)> {
@@ -205,17 +229,12 @@ fn parse_weight(file: &str, line: usize, s: &str) -> Result<f32, StanceError> {
 pub(crate) fn parse_gazetteer(file: &str, content: &str) -> Result<Vec<GazEntry>, StanceError> {
     let mut entries = Vec::new();
     for (n, line) in data_lines(content) {
-        let cols: Vec<&str> = line.split('\t').collect();
-        if cols.len() != 5 {
-            return Err(StanceError::parse(
-                file,
-                n,
-                format!(
-                    "expected 5 tab-separated columns (canonical, type, names, demonyms, metonyms), found {}",
-                    cols.len()
-                ),
-            ));
-        }
+        let cols = columns(
+            file,
+            n,
+            line,
+            &["canonical", "type", "names", "demonyms", "metonyms"],
+        )?;
         let canonical = cols[0].trim();
         if canonical.is_empty() {
             return Err(StanceError::parse(file, n, "empty canonical name"));
@@ -255,17 +274,12 @@ pub(crate) fn parse_gazetteer(file: &str, content: &str) -> Result<Vec<GazEntry>
 pub(crate) fn parse_cues(file: &str, content: &str) -> Result<Vec<Cue>, StanceError> {
     let mut cues: Vec<Cue> = Vec::new();
     for (n, line) in data_lines(content) {
-        let cols: Vec<&str> = line.split('\t').collect();
-        if cols.len() != 5 {
-            return Err(StanceError::parse(
-                file,
-                n,
-                format!(
-                    "expected 5 tab-separated columns (phrase, role, weight, kind, reason), found {}",
-                    cols.len()
-                ),
-            ));
-        }
+        let cols = columns(
+            file,
+            n,
+            line,
+            &["phrase", "role", "weight", "kind", "reason"],
+        )?;
         let phrase = cols[0].trim();
         let pattern = Pattern::parse(phrase)
             .ok_or_else(|| StanceError::parse(file, n, format!("empty phrase {phrase:?}")))?;
@@ -331,17 +345,7 @@ type Modifiers = (Vec<Pattern>, Vec<Pattern>, Vec<Pattern>, Vec<String>);
 pub(crate) fn parse_modifiers(file: &str, content: &str) -> Result<Modifiers, StanceError> {
     let (mut neg, mut con, mut rep, mut ign) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (n, line) in data_lines(content) {
-        let cols: Vec<&str> = line.split('\t').collect();
-        if cols.len() != 2 {
-            return Err(StanceError::parse(
-                file,
-                n,
-                format!(
-                    "expected 2 tab-separated columns (kind, phrase), found {}",
-                    cols.len()
-                ),
-            ));
-        }
+        let cols = columns(file, n, line, &["kind", "phrase"])?;
         let phrase = cols[1].trim();
         let pattern = Pattern::parse(phrase)
             .ok_or_else(|| StanceError::parse(file, n, format!("empty phrase {phrase:?}")))?;
