@@ -14,24 +14,24 @@ fn bin() -> Command {
     cmd
 }
 
-fn analyze_json(args: &[&str], stdin: &str) -> Value {
+/// Runs the binary with `args`, feeding `stdin`, and waits for it.
+fn run_with_stdin(args: &[&str], stdin: &[u8]) -> std::process::Output {
     let mut child = bin()
-        .arg("analyze")
         .args(args)
-        .arg("--json")
-        .arg("-")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn analyze_json(args: &[&str], stdin: &str) -> Value {
+    let mut all = vec!["analyze"];
+    all.extend_from_slice(args);
+    all.extend(["--json", "-"]);
+    let out = run_with_stdin(&all, stdin.as_bytes());
     assert!(
         out.status.success(),
         "analyze failed: {}",
@@ -103,20 +103,7 @@ fn analyze_reads_a_file_argument() {
 
 #[test]
 fn analyze_rejects_text_that_is_not_utf8() {
-    let mut child = bin()
-        .args(["analyze", "--json", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"caf\xe9 au lait")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_stdin(&["analyze", "--json", "-"], b"caf\xe9 au lait");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not UTF-8"));
 }
@@ -196,8 +183,8 @@ async fn client_prints_the_streamed_events_as_json_lines() {
     let server = common::start(article_analyzer::config::Limits::default()).await;
     let url = server.url();
     let out = tokio::task::spawn_blocking(move || {
-        let mut child = bin()
-            .args([
+        run_with_stdin(
+            &[
                 "client",
                 "--addr",
                 &url,
@@ -206,19 +193,9 @@ async fn client_prints_the_streamed_events_as_json_lines() {
                 "--targets",
                 "China",
                 "-",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all("China and Russia signed a deal in Moscow, Reuters reported.".as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+            ],
+            "China and Russia signed a deal in Moscow, Reuters reported.".as_bytes(),
+        )
     })
     .await
     .unwrap();
