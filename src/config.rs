@@ -164,6 +164,11 @@ pub struct Limits {
     /// documents, in milliseconds (0: it takes only those already waiting).
     #[arg(long, env = "ARTICLE_ANALYZER_BATCH_MAX_WAIT_MS", default_value_t = 0)]
     pub batch_max_wait_ms: u64,
+    /// Articles longer than this many code points are recognized in windows
+    /// cut at paragraph or sentence ends, one worker turn per window, so one
+    /// huge article cannot hold a worker while others wait (0: never split).
+    #[arg(long, env = "ARTICLE_ANALYZER_WINDOW_CHARS", default_value_t = 50_000)]
+    pub window_chars: usize,
     /// HTTP/2 streams (calls) one connection may have open at once; further
     /// calls on it wait until one ends (0: no limit).
     #[arg(
@@ -219,6 +224,7 @@ impl Default for Limits {
             event_buffer: 32,
             batch_max_tokens: 0,
             batch_max_wait_ms: 0,
+            window_chars: 50_000,
             max_concurrent_streams: 100,
             http2_keepalive_interval_secs: 60,
             http2_keepalive_timeout_secs: 20,

@@ -152,6 +152,9 @@ async fn the_request_timeout_bounds_unary_calls_but_not_streams() {
         request_timeout_secs: 1,
         workers: 1,
         event_buffer: 1,
+        // One window: the stream's recognition of the long article holds
+        // the only worker for seconds, past the timeout.
+        window_chars: 0,
         ..Limits::default()
     })
     .await;

@@ -593,10 +593,12 @@ async fn graceful_shutdown_finishes_calls_in_flight() {
 
 #[tokio::test]
 async fn an_expired_deadline_gives_deadline_exceeded() {
+    // No windows: the busy caller keeps the only worker the whole time.
     let server = common::start(Limits {
         workers: 1,
         queue: 4,
         event_buffer: 1,
+        window_chars: 0,
         ..Limits::default()
     })
     .await;
@@ -613,4 +615,71 @@ async fn an_expired_deadline_gives_deadline_exceeded() {
         .await
         .expect_err("the deadline passes in the queue");
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+}
+
+#[tokio::test]
+async fn a_huge_article_does_not_starve_a_short_one() {
+    // One worker; the huge article is recognized in windows of 10,000
+    // characters, one worker turn each, so the short call queued behind it
+    // gets a turn long before the huge one is done.
+    let server = common::start(Limits {
+        workers: 1,
+        window_chars: 10_000,
+        ..Limits::default()
+    })
+    .await;
+    let huge_text = common::sample_article().repeat(10);
+    let mut huge_client = server.client().await;
+    let huge = tokio::spawn(async move {
+        let events = collect(
+            huge_client
+                .analyze(request("huge", &huge_text))
+                .await
+                .unwrap()
+                .into_inner(),
+        )
+        .await
+        .unwrap();
+        (std::time::Instant::now(), events)
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let small = server
+        .client()
+        .await
+        .analyze_document(request(
+            "small",
+            "Angela Merkel met Emmanuel Macron in Paris.",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let small_done = std::time::Instant::now();
+    let (huge_done, events) = huge.await.unwrap();
+    assert!(small.completed.is_some());
+    assert!(
+        small_done < huge_done,
+        "the short call waited for the whole huge article"
+    );
+    // The windows join into one coherent analysis of the whole text.
+    assert_event_order(&events);
+    let text = common::sample_article().repeat(10);
+    let mut sentences = 0;
+    for e in &events {
+        if let Some(Event::Sentence(s)) = &e.event {
+            let span = s.span.unwrap();
+            assert_eq!(
+                &text[span.start_byte as usize..span.end_byte as usize],
+                s.text
+            );
+            for m in &s.entities {
+                let span = m.span.unwrap();
+                assert_eq!(
+                    &text[span.start_byte as usize..span.end_byte as usize],
+                    m.text
+                );
+            }
+            sentences += 1;
+        }
+    }
+    assert!(sentences > 400, "{sentences} sentences");
 }

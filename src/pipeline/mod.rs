@@ -7,6 +7,7 @@
 
 mod grouping;
 mod types;
+pub mod windows;
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;

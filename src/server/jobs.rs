@@ -19,7 +19,7 @@ use super::convert;
 use super::trace_context::RemoteParent;
 use crate::config::Limits;
 use crate::metrics::{Metrics, Outcome};
-use crate::pipeline::{AnalysisError, AnalyzeOptions, Pipeline};
+use crate::pipeline::{windows, AnalysisError, AnalyzeOptions, Pipeline, Recognition};
 use crate::proto as pb;
 
 /// Admission and worker slots shared by every call.
@@ -30,6 +30,8 @@ pub struct Scheduler {
     metrics: Arc<Metrics>,
     /// Present when dynamic batching is on.
     batcher: Option<Batcher>,
+    /// Longest article recognized in one worker turn (0: no windows).
+    window_chars: usize,
 }
 
 /// An admitted job: it holds its queue slot until it finishes.
@@ -57,7 +59,66 @@ impl Scheduler {
             queue_capacity,
             metrics,
             batcher,
+            window_chars: limits.window_chars,
         }
+    }
+
+    /// Waits for a worker slot, until `deadline` at most.
+    async fn worker(&self, deadline: Option<Instant>) -> Result<OwnedSemaphorePermit, Status> {
+        let acquire = self.workers.clone().acquire_owned();
+        let permit = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline.into(), acquire)
+                .await
+                .map_err(|_| {
+                    Status::deadline_exceeded("deadline expired while waiting in the queue")
+                })?,
+            None => acquire.await,
+        };
+        permit.map_err(|_| Status::unavailable("server is shutting down"))
+    }
+
+    /// Recognizes a long article window by window, each window in its own
+    /// worker turn, so calls queued meanwhile get turns in between. Stops
+    /// early when the caller has gone away.
+    async fn recognize_in_windows(
+        &self,
+        pipeline: &Pipeline,
+        text: &str,
+        windows: Vec<std::ops::Range<usize>>,
+        deadline: Option<Instant>,
+        tx: &EventSender,
+    ) -> Result<Recognition, Status> {
+        let shared: Arc<str> = Arc::from(text);
+        let started = Instant::now();
+        let mut parts = Vec::with_capacity(windows.len());
+        for range in windows {
+            if tx.is_closed() {
+                return Err(Status::cancelled("the caller went away"));
+            }
+            let worker = self.worker(deadline).await?;
+            let (pipeline, shared, r) = (pipeline.clone(), shared.clone(), range.clone());
+            let current = Span::current();
+            let recognized = tokio::task::spawn_blocking(move || {
+                let _span = current.enter();
+                let _worker = worker;
+                pipeline
+                    .recognize_batch(&[&shared[r]])
+                    .pop()
+                    .map(|recognition| recognition.result)
+            })
+            .await
+            .map_err(|join| {
+                warn!("recognizer worker failed: {join}");
+                Status::internal("the analysis failed inside the model worker")
+            })?
+            .ok_or_else(|| Status::internal("the recognizer returned no result"))?
+            .map_err(|e| convert::status(&e))?;
+            parts.push((range, recognized));
+        }
+        Ok(Recognition {
+            result: Ok(windows::join(text, parts)),
+            ms: started.elapsed().as_secs_f64() * 1e3,
+        })
     }
 
     /// Where this server's metrics are recorded.
@@ -132,33 +193,30 @@ pub async fn run(
                 }
                 (_, q) => {
                     queued = q;
-                    None
-                }
-            };
-            let worker = match job.deadline {
-                Some(deadline) => {
-                    match tokio::time::timeout_at(
-                        deadline.into(),
-                        scheduler.workers.clone().acquire_owned(),
-                    )
-                    .await
-                    {
-                        Ok(permit) => permit,
-                        Err(_) => {
-                            return Err(Status::deadline_exceeded(
-                                "deadline expired while waiting in the queue",
-                            ))
-                        }
+                    let windows = windows::split(&job.text, scheduler.window_chars);
+                    if windows.len() > 1 {
+                        Some(
+                            scheduler
+                                .recognize_in_windows(
+                                    &pipeline,
+                                    &job.text,
+                                    windows,
+                                    job.deadline,
+                                    &tx,
+                                )
+                                .await?,
+                        )
+                    } else {
+                        None
                     }
                 }
-                None => scheduler.workers.clone().acquire_owned().await,
-            }
-            .map_err(|_| Status::unavailable("server is shutting down"))?;
+            };
+            let worker = scheduler.worker(job.deadline).await?;
             if let Some(queued) = queued {
                 let waited = queued.dequeued();
                 debug!(queue_ms = waited.as_secs_f64() * 1e3, "worker acquired");
             }
-            Ok((recognition, worker))
+            Ok::<_, Status>((recognition, worker))
         }
         .instrument(queue_span)
         .await?;
