@@ -15,9 +15,8 @@ mod golden;
 use std::sync::OnceLock;
 
 use article_analyzer::spacy::language::{Components, Doc, Language};
-use article_analyzer::spacy::Token;
 use golden::{
-    doc_ents, golden_ents, golden_sents, golden_tokens, read_json, strs, usizes, GOLDEN, SM,
+    doc_ents, golden_batch, golden_ents, golden_sents, read_json, strs, usizes, GOLDEN, SM,
 };
 use serde_json::Value;
 
@@ -200,15 +199,7 @@ fn full_pipeline_on_spacy_tokens() {
         .iter()
         .map(|p| (p.display().to_string(), read_json(p)))
         .collect();
-    let texts: Vec<&str> = goldens
-        .iter()
-        .map(|(_, g)| g["text"].as_str().expect("text"))
-        .collect();
-    let tokens: Vec<Vec<Token>> = goldens
-        .iter()
-        .zip(&texts)
-        .map(|((_, g), text)| golden_tokens(lang, text, g["tokens"].as_array().expect("tokens")))
-        .collect();
+    let (texts, tokens) = golden_batch(lang, &goldens);
     // One batch, as spaCy's nlp.pipe would; results must not depend on it.
     let docs = lang.process_tokens_batch(&texts, tokens);
     for ((name, g), doc) in goldens.iter().zip(&docs) {

@@ -20,8 +20,9 @@ use std::time::Instant;
 use article_analyzer::spacy::language::{Components, Doc, Language};
 use article_analyzer::spacy::ner::NerInput;
 use article_analyzer::spacy::unicode::py_str_isspace;
-use article_analyzer::spacy::Token;
-use golden::{doc_ents, golden_ents, golden_sents, golden_tokens, strs, usizes, GOLDEN_MD, MD};
+use golden::{
+    doc_ents, golden_batch, golden_ents, golden_sents, golden_tokens, strs, usizes, GOLDEN_MD, MD,
+};
 use serde_json::Value;
 
 fn load(components: Components) -> Language {
@@ -226,16 +227,8 @@ fn full_pipeline_parity() {
         ]
     );
     let goldens = GOLDEN_MD.goldens();
-    let texts: Vec<&str> = goldens
-        .iter()
-        .map(|(_, g)| g["text"].as_str().expect("text"))
-        .collect();
     // On spaCy's tokens, all texts as one batch.
-    let tokens: Vec<Vec<Token>> = goldens
-        .iter()
-        .zip(&texts)
-        .map(|((_, g), text)| golden_tokens(lang, text, g["tokens"].as_array().expect("tokens")))
-        .collect();
+    let (texts, tokens) = golden_batch(lang, &goldens);
     let docs = lang.process_tokens_batch(&texts, tokens);
     let mut batch = Tally::default();
     for ((name, g), doc) in goldens.iter().zip(&docs) {

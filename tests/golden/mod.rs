@@ -128,6 +128,24 @@ pub fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The texts of golden records and spaCy's tokens for each, ready for
+/// `Language::process_tokens_batch` (all texts as one batch, as `nlp.pipe`).
+pub fn golden_batch<'g>(
+    lang: &Language,
+    goldens: &'g [(String, Value)],
+) -> (Vec<&'g str>, Vec<Vec<Token>>) {
+    let texts: Vec<&str> = goldens
+        .iter()
+        .map(|(_, g)| g["text"].as_str().expect("text"))
+        .collect();
+    let tokens = goldens
+        .iter()
+        .zip(&texts)
+        .map(|((_, g), text)| golden_tokens(lang, text, g["tokens"].as_array().expect("tokens")))
+        .collect();
+    (texts, tokens)
+}
+
 /// spaCy's tokens of a golden file as our `Token`s. A token-level norm is
 /// set where spaCy's norm differs from the lexeme norm (tokenizer special
 /// cases such as `n't` -> `not`), which is exactly when spaCy sets one.
