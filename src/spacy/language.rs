@@ -219,16 +219,9 @@ fn validate_config(cfg: &Config) -> Result<(), ModelError> {
     let embed = "components.ner.model.tok2vec.embed";
     let encode = "components.ner.model.tok2vec.encode";
     cfg.expect(ner, "factory", "\"ner\"")?;
-    cfg.expect(
-        model,
-        "@architectures",
-        "\"spacy.TransitionBasedParser.v2\"",
-    )?;
-    cfg.expect(model, "state_type", "\"ner\"")?;
-    cfg.expect(model, "extra_state_tokens", "false")?;
+    expect_transition_model(cfg, model, "ner")?;
     cfg.expect(model, "hidden_width", "64")?;
     cfg.expect(model, "maxout_pieces", "2")?;
-    cfg.expect(model, "use_upper", "true")?;
     cfg.expect(t2v, "@architectures", "\"spacy.Tok2Vec.v2\"")?;
     cfg.expect(embed, "@architectures", "\"spacy.MultiHashEmbed.v2\"")?;
     cfg.expect(embed, "width", "96")?;
@@ -241,6 +234,19 @@ fn validate_config(cfg: &Config) -> Result<(), ModelError> {
     cfg.expect(encode, "window_size", "1")?;
     cfg.expect(encode, "maxout_pieces", "3")?;
     Ok(())
+}
+
+/// The settings of a TransitionBasedParser.v2 model that the shared
+/// transition network relies on, for NER and parser alike.
+fn expect_transition_model(cfg: &Config, model: &str, state_type: &str) -> Result<(), ModelError> {
+    cfg.expect(
+        model,
+        "@architectures",
+        "\"spacy.TransitionBasedParser.v2\"",
+    )?;
+    cfg.expect(model, "state_type", &format!("\"{state_type}\""))?;
+    cfg.expect(model, "extra_state_tokens", "false")?;
+    cfg.expect(model, "use_upper", "true")
 }
 
 /// Checks the settings that the shared tok2vec, the tagger and the parser
@@ -288,14 +294,7 @@ fn validate_full_config(cfg: &Config, components: Components) -> Result<(), Mode
         let model = "components.parser.model";
         cfg.expect("components.parser", "factory", "\"parser\"")?;
         cfg.expect("components.parser", "learn_tokens", "false")?;
-        cfg.expect(
-            model,
-            "@architectures",
-            "\"spacy.TransitionBasedParser.v2\"",
-        )?;
-        cfg.expect(model, "state_type", "\"parser\"")?;
-        cfg.expect(model, "extra_state_tokens", "false")?;
-        cfg.expect(model, "use_upper", "true")?;
+        expect_transition_model(cfg, model, "parser")?;
         cfg.expect(
             "components.parser.model.tok2vec",
             "@architectures",
