@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{LogConfig, MetricsConfig, ModelConfig, ServerConfig};
+use crate::config::{LogConfig, MetricsConfig, ModelConfig, ServerConfig, TransformerConfig};
 use crate::pipeline::{Analysis, AnalyzeOptions, StanceMode};
 use crate::server::client::{self, ClientRequest};
 
@@ -25,9 +25,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gRPC server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Analyze a file (or stdin) in-process, without a server.
-    Analyze(AnalyzeArgs),
+    Analyze(Box<AnalyzeArgs>),
     /// Call a running server's Analyze and print its events as JSON lines.
     Client(ClientArgs),
     /// Drive load against a running server and report throughput, latency
@@ -41,6 +41,8 @@ pub struct ServeArgs {
     pub server: ServerConfig,
     #[command(flatten)]
     pub models: ModelConfig,
+    #[command(flatten)]
+    pub transformers: TransformerConfig,
     #[command(flatten)]
     pub metrics: MetricsConfig,
 }
@@ -114,6 +116,8 @@ pub struct AnalyzeArgs {
     pub json: bool,
     #[command(flatten)]
     pub models: ModelConfig,
+    #[command(flatten)]
+    pub transformers: TransformerConfig,
 }
 
 #[derive(Debug, Args)]
@@ -210,8 +214,8 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(args),
-        Command::Analyze(args) => analyze(args),
+        Command::Serve(args) => serve(*args),
+        Command::Analyze(args) => analyze(*args),
         Command::Client(args) => run_client(args),
         Command::Loadtest(args) => loadtest(args),
     }
@@ -247,10 +251,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             )))
         };
         let models = args.models.clone();
+        let transformers = args.transformers.clone();
         let result = crate::server::serve_with_metrics(
             listener,
             args.server,
-            move || crate::backend::load_pipeline(&models),
+            move || crate::backend::load_pipeline_with(&models, &transformers),
             crate::server::shutdown_signal(),
             metrics,
         )
@@ -299,7 +304,7 @@ fn loadtest(args: LoadtestArgs) -> anyhow::Result<()> {
 
 fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     let text = args.request.read_text()?;
-    let pipeline = crate::backend::load_pipeline(&args.models)?;
+    let pipeline = crate::backend::load_pipeline_with(&args.models, &args.transformers)?;
     let analysis = pipeline
         .analyze_collect(&text, &args.request.options())
         .map_err(|e| anyhow::anyhow!("{e}"))?;

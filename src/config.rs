@@ -60,6 +60,123 @@ impl ModelConfig {
     }
 }
 
+/// Transformer models from local Hugging Face directories, served through
+/// rust-bert. Only a binary built with the `rust-bert` cargo feature can load
+/// them; without it, naming a model is a clear start-up error.
+#[derive(Debug, Clone, Args)]
+pub struct TransformerConfig {
+    /// Token-classification model directory (BERT, RoBERTa, DistilBERT,
+    /// DeBERTa...): entities come from it instead of spaCy's NER. Tokens and
+    /// sentences still come from the spaCy pipeline.
+    #[arg(
+        long = "bert-ner",
+        env = "ARTICLE_ANALYZER_BERT_NER",
+        value_name = "DIR"
+    )]
+    pub ner_model: Option<PathBuf>,
+    /// How word-piece predictions become one label per word.
+    #[arg(long = "bert-aggregation", env = "ARTICLE_ANALYZER_BERT_AGGREGATION", value_enum, default_value_t = Aggregation::First)]
+    pub aggregation: Aggregation,
+    /// Longest window of word pieces the NER model sees at once, special
+    /// tokens included (0: the model's `max_position_embeddings`, at most 512).
+    #[arg(
+        long = "bert-window-tokens",
+        env = "ARTICLE_ANALYZER_BERT_WINDOW_TOKENS",
+        default_value_t = 0
+    )]
+    pub window_tokens: usize,
+    /// Word pieces neighbouring windows share, so every piece is labelled
+    /// with context on both sides.
+    #[arg(
+        long = "bert-window-overlap",
+        env = "ARTICLE_ANALYZER_BERT_WINDOW_OVERLAP",
+        default_value_t = 64
+    )]
+    pub window_overlap: usize,
+    /// NLI model directory (an MNLI cross-encoder): stance from zero-shot
+    /// entailment instead of the lexicon engine.
+    #[arg(
+        long = "bert-nli",
+        env = "ARTICLE_ANALYZER_BERT_NLI",
+        value_name = "DIR"
+    )]
+    pub nli_model: Option<PathBuf>,
+    /// Hypothesis for FAVOR; `{target}` is replaced by the target's name.
+    #[arg(long = "nli-favor-template", env = "ARTICLE_ANALYZER_NLI_FAVOR_TEMPLATE", default_value = DEFAULT_FAVOR_TEMPLATE)]
+    pub favor_template: String,
+    /// Hypothesis for AGAINST.
+    #[arg(long = "nli-against-template", env = "ARTICLE_ANALYZER_NLI_AGAINST_TEMPLATE", default_value = DEFAULT_AGAINST_TEMPLATE)]
+    pub against_template: String,
+    /// Hypothesis for NEUTRAL.
+    #[arg(long = "nli-neutral-template", env = "ARTICLE_ANALYZER_NLI_NEUTRAL_TEMPLATE", default_value = DEFAULT_NEUTRAL_TEMPLATE)]
+    pub neutral_template: String,
+    /// Most evidence sentences scored per target (those that mention it, in
+    /// text order).
+    #[arg(
+        long = "nli-max-sentences",
+        env = "ARTICLE_ANALYZER_NLI_MAX_SENTENCES",
+        default_value_t = 8
+    )]
+    pub max_sentences: usize,
+    /// Premise/hypothesis pairs per forward pass of the NLI model.
+    #[arg(
+        long = "nli-batch-size",
+        env = "ARTICLE_ANALYZER_NLI_BATCH_SIZE",
+        default_value_t = 16
+    )]
+    pub batch_size: usize,
+    /// Threads libtorch uses inside one forward pass (0: its default, one
+    /// per core). With several workers, 1 avoids oversubscription.
+    #[arg(
+        long = "torch-threads",
+        env = "ARTICLE_ANALYZER_TORCH_THREADS",
+        default_value_t = 0
+    )]
+    pub torch_threads: usize,
+}
+
+pub const DEFAULT_FAVOR_TEMPLATE: &str = "The author supports {target}.";
+pub const DEFAULT_AGAINST_TEMPLATE: &str = "The author opposes {target}.";
+pub const DEFAULT_NEUTRAL_TEMPLATE: &str = "The author is neutral about {target}.";
+
+impl Default for TransformerConfig {
+    fn default() -> Self {
+        TransformerConfig {
+            ner_model: None,
+            aggregation: Aggregation::First,
+            window_tokens: 0,
+            window_overlap: 64,
+            nli_model: None,
+            favor_template: DEFAULT_FAVOR_TEMPLATE.into(),
+            against_template: DEFAULT_AGAINST_TEMPLATE.into(),
+            neutral_template: DEFAULT_NEUTRAL_TEMPLATE.into(),
+            max_sentences: 8,
+            batch_size: 16,
+            torch_threads: 0,
+        }
+    }
+}
+
+impl TransformerConfig {
+    /// Whether any transformer model is configured.
+    pub fn any(&self) -> bool {
+        self.ner_model.is_some() || self.nli_model.is_some()
+    }
+}
+
+/// Word-level aggregation of a token classifier's word-piece predictions
+/// (the strategies of the Hugging Face token-classification pipeline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Aggregation {
+    /// The word takes the first piece's label and score.
+    #[default]
+    First,
+    /// Piece probabilities are averaged, then the best label wins.
+    Average,
+    /// The piece with the most confident prediction decides.
+    Max,
+}
+
 fn default_models_dir() -> PathBuf {
     let local = Path::new("models");
     if local.is_dir() {

@@ -63,6 +63,26 @@ pub trait StanceClassifier: Send + Sync {
     fn canonical_name(&self, _mention: &str) -> Option<String> {
         None
     }
+
+    /// Stances toward several targets, each handed to `decided` as soon as
+    /// it is decided; `decided` breaks to stop early. The default classifies
+    /// the targets one by one. Models that compute faster in batches (one
+    /// forward pass over the evidence of every target) override it.
+    fn classify_all(
+        &self,
+        doc: &Recognized,
+        text: &str,
+        targets: &[Target],
+        decided: &mut dyn FnMut(Stance) -> ControlFlow<()>,
+    ) -> Result<(), AnalysisError> {
+        for target in targets {
+            let stance = self.classify(doc, text, target)?;
+            if decided(stance).is_break() {
+                return Err(AnalysisError::Cancelled);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Default number of automatic stance targets.
@@ -71,9 +91,10 @@ pub const DEFAULT_MAX_TARGETS: usize = 5;
 pub const MAX_TARGETS_LIMIT: usize = 32;
 
 /// Entity labels worth a stance: things that can be for or against something,
-/// or be the object of an opinion. Dates and numbers are not.
+/// or be the object of an opinion. Dates and numbers are not. OntoNotes
+/// labels (spaCy), then the CoNLL ones transformer NER models often use.
 const STANCE_WORTHY_LABELS: &[&str] = &[
-    "PERSON", "ORG", "GPE", "NORP", "LOC", "FAC", "PRODUCT", "EVENT", "LAW",
+    "PERSON", "ORG", "GPE", "NORP", "LOC", "FAC", "PRODUCT", "EVENT", "LAW", "PER", "MISC",
 ];
 
 /// A recognizer and an optional stance classifier, ready to analyze text.
@@ -257,11 +278,11 @@ impl Pipeline {
         let mut stance_count = 0;
         if let Some(classifier) = &self.stance {
             let resolve = |m: &str| classifier.canonical_name(m);
-            for target in select_targets(&options.stance, &entities, text, &resolve) {
-                let stance = classifier.classify(&doc, text, &target)?;
+            let targets = select_targets(&options.stance, &entities, text, &resolve);
+            classifier.classify_all(&doc, text, &targets, &mut |stance| {
                 stance_count += 1;
-                emit(sink, Event::Stance(stance))?;
-            }
+                sink(Event::Stance(stance))
+            })?;
         }
         timings.push(StageTiming::since("stance", t));
         stance_span.record("targets", stance_count);

