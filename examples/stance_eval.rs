@@ -3,10 +3,12 @@
 //! explicit targets.
 //!
 //! ```sh
-//! cargo run --release --example stance_eval -- [FILE] [--components ner|parser|full] [--verbose]
+//! cargo run --release --example stance_eval -- [FILE...] [--all] [--components ner|parser|full] [--verbose]
 //! ```
 //!
-//! FILE defaults to `eval/stance/real.jsonl`; the model is read from
+//! Without FILE it scores the development set `eval/stance/real.jsonl` and
+//! the held-out set `eval/stance/heldout.jsonl`, each on its own; `--all`
+//! adds the synthetic `eval/stance/dev.jsonl`. The model is read from
 //! `ARTICLE_ANALYZER_MODELS` (default `models/`).
 
 use std::path::PathBuf;
@@ -17,13 +19,15 @@ use article_analyzer::config::{ComponentSet, ModelConfig};
 use article_analyzer::stance::eval::{evaluate, load_set, Scores};
 
 fn main() -> anyhow::Result<()> {
-    let mut file = None;
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut all = false;
     let mut components = ComponentSet::Parser;
     let mut verbose = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--verbose" | "-v" => verbose = true,
+            "--all" => all = true,
             "--components" => {
                 components = match args.next().as_deref() {
                     Some("ner") => ComponentSet::Ner,
@@ -32,14 +36,24 @@ fn main() -> anyhow::Result<()> {
                     other => anyhow::bail!("--components takes ner, parser or full, not {other:?}"),
                 }
             }
-            _ if file.is_none() && !arg.starts_with('-') => file = Some(PathBuf::from(arg)),
+            _ if !arg.starts_with('-') => files.push(PathBuf::from(arg)),
             _ => anyhow::bail!(
-                "usage: stance_eval [FILE] [--components ner|parser|full] [--verbose]"
+                "usage: stance_eval [FILE...] [--all] [--components ner|parser|full] [--verbose]"
             ),
         }
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let file = file.unwrap_or_else(|| root.join("eval/stance/real.jsonl"));
+    if files.is_empty() || all {
+        for set in ["real.jsonl", "heldout.jsonl"] {
+            let path = root.join("eval/stance").join(set);
+            if !files.contains(&path) {
+                files.push(path);
+            }
+        }
+    }
+    if all {
+        files.push(root.join("eval/stance/dev.jsonl"));
+    }
     let models = std::env::var_os("ARTICLE_ANALYZER_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("models"));
@@ -49,8 +63,20 @@ fn main() -> anyhow::Result<()> {
         components,
     };
     let pipeline = load_pipeline(&config).context("loading the pipeline")?;
-    let items = load_set(&file)?;
-    let predictions = evaluate(&pipeline, &items)?;
+    for file in &files {
+        report(&pipeline, file, components, verbose)?;
+    }
+    Ok(())
+}
+
+fn report(
+    pipeline: &article_analyzer::pipeline::Pipeline,
+    file: &std::path::Path,
+    components: ComponentSet,
+    verbose: bool,
+) -> anyhow::Result<()> {
+    let items = load_set(file)?;
+    let predictions = evaluate(pipeline, &items)?;
     if verbose {
         for p in &predictions {
             let pred = p.predicted.map_or("-", |l| l.as_str());
@@ -79,5 +105,6 @@ fn main() -> anyhow::Result<()> {
         items.len()
     );
     print!("{}", Scores::from_predictions(&predictions).report());
+    println!();
     Ok(())
 }

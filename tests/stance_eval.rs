@@ -1,12 +1,15 @@
-//! The stance engine on the real annotated set (`eval/stance/real.jsonl`),
-//! through the whole pipeline (tokenizer, parser, NER, stance), plus the
+//! The stance engine on the real annotated sets, through the whole pipeline
+//! (tokenizer, parser, NER, stance): `eval/stance/real.jsonl` (used while
+//! developing the engine) and `eval/stance/heldout.jsonl` (held out: labelled
+//! before the engine first ran on it, never used to tune it), plus the
 //! dependency-parse scoping on single sentences. Needs the model
 //! (`scripts/fetch-models`; `ARTICLE_ANALYZER_MODELS` to look elsewhere).
 //!
 //! The figures themselves are printed by
-//! `cargo run --release --example stance_eval`; this test only asserts what
-//! holds stably: every target gets a stance, and the engine beats the
-//! majority-class baseline.
+//! `cargo run --release --example stance_eval`; these tests assert that
+//! every target gets a stance, that the engine beats the majority-class
+//! baseline, and that macro-F1 stays above a floor a little below the
+//! measured value (real 0.818, held-out 0.765 when the floors were set).
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -52,7 +55,19 @@ fn stances(text: &str, targets: &[&str]) -> Vec<(String, StanceLabel)> {
 
 #[test]
 fn real_set_every_target_gets_a_stance_and_beats_the_majority_baseline() {
-    let items = load_set(&root().join("eval/stance/real.jsonl")).unwrap();
+    check_set("eval/stance/real.jsonl", 0.78);
+}
+
+#[test]
+fn heldout_set_every_target_gets_a_stance_and_beats_the_majority_baseline() {
+    check_set("eval/stance/heldout.jsonl", 0.72);
+}
+
+/// Scores one annotated set: every target gets a stance, macro-F1 over
+/// FAVOR and AGAINST is at least `floor`, and both macro-F1 and accuracy
+/// beat the majority-class baseline.
+fn check_set(path: &str, floor: f64) {
+    let items = load_set(&root().join(path)).unwrap();
     assert!(items.len() >= 15, "{} items", items.len());
     for item in &items {
         assert!((3..=6).contains(&item.targets.len()), "{}", item.id);
@@ -78,6 +93,11 @@ fn real_set_every_target_gets_a_stance_and_beats_the_majority_baseline() {
         "accuracy {:.3} is not above the majority baseline {:.3}",
         scores.accuracy(),
         baseline.accuracy()
+    );
+    assert!(
+        scores.macro_f1_favor_against() >= floor,
+        "{path}: macro-F1 {:.3} is below the floor {floor}",
+        scores.macro_f1_favor_against()
     );
 }
 
@@ -120,4 +140,61 @@ fn a_reporting_word_inside_a_name_is_not_reported_speech() {
     let text = "The United States thanked Japan for its support.";
     let got = stances(text, &["Japan"]);
     assert_eq!(got, [("Japan".to_string(), StanceLabel::Favor)]);
+}
+
+#[test]
+fn every_member_of_a_coordination_is_in_the_cue_scope() {
+    let got = stances(
+        "We commend the important roles played by Qatar, Jordan, Norway and the Palestinian Authority.",
+        &["Qatar", "Palestinian Authority"],
+    );
+    assert_eq!(
+        got,
+        [
+            ("Qatar".to_string(), StanceLabel::Favor),
+            ("Palestinian Authority".to_string(), StanceLabel::Favor),
+        ]
+    );
+}
+
+#[test]
+fn a_cue_on_someone_elses_deed_does_not_reach_its_arguments() {
+    // What is supported is Egypt's mediation; Israel and Hamas are its
+    // arguments, not the objects of the support.
+    let got = stances(
+        "The United States supports Egypt's mediation between Israel and Hamas.",
+        &["Egypt", "Israel", "Hamas"],
+    );
+    assert_eq!(
+        got,
+        [
+            ("Egypt".to_string(), StanceLabel::Favor),
+            ("Israel".to_string(), StanceLabel::Neutral),
+            ("Hamas".to_string(), StanceLabel::Neutral),
+        ]
+    );
+}
+
+#[test]
+fn a_counted_demonym_names_people_not_their_country() {
+    let got = stances(
+        "The Treasury sanctioned four Ukrainians for spreading disinformation.",
+        &["Ukraine"],
+    );
+    assert_eq!(got, [("Ukraine".to_string(), StanceLabel::Neutral)]);
+}
+
+#[test]
+fn greetings_and_the_doers_traits_count() {
+    let got = stances(
+        "The Secretary congratulated Ghana on its peaceful election and condemned Russia's brutal and unprovoked invasion.",
+        &["Ghana", "Russia"],
+    );
+    assert_eq!(
+        got,
+        [
+            ("Ghana".to_string(), StanceLabel::Favor),
+            ("Russia".to_string(), StanceLabel::Against),
+        ]
+    );
 }

@@ -50,6 +50,9 @@ const CIRCUMSTANCE_PREPS: &[&str] = &[
     "amid",
     "despite",
 ];
+/// Possessive pronouns: a deed they own may be the target's own ("its
+/// response"), so they do not stop a cue's object scope.
+const PRONOUN_POSSESSORS: &[&str] = &["my", "our", "your", "his", "her", "its", "their"];
 /// Most tree edges between a cue and its object after the cue's own words:
 /// two prepositional phrases deep ("support for the people of X").
 const MAX_OBJECT_EDGES: usize = 4;
@@ -164,13 +167,16 @@ impl Parse {
         out
     }
 
-    /// Edges on the tree path between two nodes.
+    /// Edges on the tree path between two nodes, not counting conjunct
+    /// edges: the members of a coordination ("Qatar, Jordan and the
+    /// Palestinian Authority") stand as near as its first member.
     pub fn distance(&self, a: usize, b: usize) -> usize {
         let ca = self.chain(a);
         let cb = self.chain(b);
+        let weight = |chain: &[usize]| chain.iter().filter(|&&n| self.dep(n) != "conj").count();
         for (i, x) in ca.iter().enumerate() {
             if let Some(j) = cb.iter().position(|y| y == x) {
-                return i + j;
+                return weight(&ca[..i]) + weight(&cb[..j]);
             }
         }
         ca.len() + cb.len()
@@ -217,7 +223,21 @@ impl Parse {
             {
                 return false;
             }
-            rest.len() <= MAX_OBJECT_EDGES
+            // "support X's response to Y": what the cue is about is X's
+            // deed; Y is an argument of X's, not of the cue.
+            let owned_by_other = rest[..rest.len() - 1].iter().any(|&n| {
+                !occ.contains(&n)
+                    && (0..self.head.len()).any(|c| {
+                        c != n
+                            && self.head(c) == n
+                            && self.dep(c) == "poss"
+                            && !occ.contains(&c)
+                            && !rest.contains(&c)
+                            && !PRONOUN_POSSESSORS.contains(&self.text[c].as_str())
+                    })
+            });
+            !owned_by_other
+                && rest.iter().filter(|&&n| self.dep(n) != "conj").count() <= MAX_OBJECT_EDGES
                 && rest.iter().all(|&n| {
                     let circumstance = self.dep(n) == "prep"
                         && CIRCUMSTANCE_PREPS.contains(&self.text[n].as_str());
@@ -268,9 +288,21 @@ impl Parse {
             "conj" | "xcomp" => self.is_subject_at(h, occ, depth + 1),
             // "X, which invaded ...", "X invading ...", "the illegitimate
             // X", "Maduro, a dictator".
-            "relcl" | "acl" | "appos" | "amod" | "compound" => occ.contains(&h),
-            // "X is aggressive", "X is a dictatorship".
-            "acomp" | "attr" | "oprd" => attached(h, &["nsubj", "nsubjpass"]),
+            "relcl" | "acl" | "appos" => occ.contains(&h),
+            // "the illegitimate X"; "X's malign activities", "Russian
+            // destabilizing operations": a trait of the target's deed.
+            "amod" | "compound" => occ.contains(&h) || attached(h, &["poss", "compound", "amod"]),
+            // "X is aggressive", "X is a dictatorship", "X's conduct is
+            // unacceptable".
+            "acomp" | "attr" | "oprd" => {
+                attached(h, &["nsubj", "nsubjpass"])
+                    || (0..self.head.len()).any(|sj| {
+                        sj != h
+                            && self.head(sj) == h
+                            && self.dep(sj).starts_with("nsubj")
+                            && attached(sj, &["poss"])
+                    })
+            }
             // "X's war of aggression".
             "pobj" => {
                 let n = self.head(h);

@@ -245,7 +245,9 @@ impl TargetMatcher {
         let mut i = 0;
         while i < tokens.len() {
             let hit = self.forms.iter().enumerate().find(|(_, f)| {
-                f.matches_at(text, tokens, i) && !self.blocked(text, tokens, entities, i, f.len())
+                f.matches_at(text, tokens, i)
+                    && !self.blocked(text, tokens, entities, i, f.len())
+                    && !(f.origin.starts_with("a demonym") && counted(tokens, i))
             });
             match hit {
                 Some((k, f)) => {
@@ -309,6 +311,41 @@ impl TargetMatcher {
                         .is_some_and(|t| t.kind == TokenKind::Possessive))
         })
     }
+}
+
+/// Number words and quantifiers that make a following demonym name
+/// individuals ("four Ukrainians", "2 Americans"), not their country.
+const COUNTING_WORDS: &[&str] = &[
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "dozen",
+    "dozens",
+    "hundreds",
+    "thousands",
+    "several",
+    "many",
+    "some",
+    "few",
+    "both",
+];
+
+/// Whether the token before `at` counts the word at `at` (a number or a
+/// quantifier, possibly after "the").
+fn counted(tokens: &[Token], at: usize) -> bool {
+    let Some(prev) = at.checked_sub(1).and_then(|p| tokens.get(p)) else {
+        return false;
+    };
+    prev.norm.chars().next().is_some_and(|c| c.is_ascii_digit())
+        || COUNTING_WORDS.contains(&prev.norm.as_str())
 }
 
 #[cfg(test)]
