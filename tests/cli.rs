@@ -235,3 +235,56 @@ async fn client_prints_the_streamed_events_as_json_lines() {
         assert!(mention.get(key).is_some(), "{key} missing in {mention}");
     }
 }
+
+/// A binary built without the `rust-bert` feature refuses transformer
+/// models at start-up with a reason, instead of silently using spaCy.
+#[cfg(not(feature = "rust-bert"))]
+#[test]
+fn transformer_flags_need_the_rust_bert_build() {
+    let out = run_with_stdin(
+        &[
+            "analyze",
+            "--bert-ner",
+            "tests/fixtures/rust_bert/ner-tiny",
+            "-",
+        ],
+        b"Angela Merkel visited Paris.",
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("rust-bert"), "{stderr}");
+}
+
+/// With the `rust-bert` feature, `analyze --bert-ner/--bert-nli` runs the
+/// transformer models and says so in its JSON.
+#[cfg(feature = "rust-bert")]
+#[test]
+fn analyze_serves_transformer_models_with_the_rust_bert_build() {
+    let v = analyze_json(
+        &[
+            "--bert-ner",
+            "tests/fixtures/rust_bert/ner-tiny",
+            "--bert-nli",
+            "tests/fixtures/rust_bert/nli-tiny",
+            "--bert-aggregation",
+            "max",
+            "--targets",
+            "Paris",
+        ],
+        "John Smith works for Microsoft in London. He visited Paris.",
+    );
+    let models = v["models"].as_array().expect("models");
+    for task in ["ner", "stance"] {
+        let m = models.iter().find(|m| m["task"] == task).unwrap();
+        assert_eq!(m["backend"], "rust-bert", "{task}");
+    }
+    let stances = v["stances"].as_array().unwrap();
+    assert_eq!(stances.len(), 1);
+    let p = &stances[0]["probabilities"];
+    let sum: f64 = ["favor", "against", "neutral"]
+        .iter()
+        .map(|k| p[k].as_f64().unwrap())
+        .sum();
+    assert!((sum - 1.0).abs() < 1e-4, "{p}");
+    assert_eq!(stances[0]["evidence"].as_array().unwrap().len(), 1);
+}

@@ -47,11 +47,15 @@ fn ints(v: &Value) -> Vec<i64> {
         .collect()
 }
 
-fn assert_close(got: &[f32], want: &[f32], what: &str) {
+/// Checks every element within [`TOLERANCE`]; returns the largest difference.
+fn assert_close(got: &[f32], want: &[f32], what: &str) -> f32 {
     assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut max = 0f32;
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert!((g - w).abs() <= TOLERANCE, "{what}[{i}]: {g} vs {w}");
+        max = max.max((g - w).abs());
     }
+    max
 }
 
 fn ner_cases() -> Vec<Value> {
@@ -65,6 +69,7 @@ fn ner_model() -> TokenClassifier {
 #[test]
 fn ner_word_pieces_offsets_and_logits_match_transformers() {
     let model = ner_model();
+    let mut max = 0f32;
     for case in ner_cases() {
         let name = case["name"].as_str().unwrap();
         let text = case["text"].as_str().unwrap();
@@ -84,9 +89,11 @@ fn ner_word_pieces_offsets_and_logits_match_transformers() {
         assert_eq!(got.offsets, offsets, "{name}: code-point offsets");
         let logits = case["logits"].as_array().unwrap();
         for (i, row) in got.logits.iter().enumerate() {
-            assert_close(row, &floats(&logits[i + 1]), &format!("{name} piece {i}"));
+            let d = assert_close(row, &floats(&logits[i + 1]), &format!("{name} piece {i}"));
+            max = max.max(d);
         }
     }
+    eprintln!("ner-tiny: max |logit difference| {max:e}");
 }
 
 #[test]
@@ -192,11 +199,13 @@ fn nli_inputs_and_logits_match_transformers_with_entailment_read_from_the_config
     // Batched with padding (5 pairs per pass) and one by one: same numbers.
     let batched = model.logits(&pairs, 5).unwrap();
     let single = model.logits(&pairs, 1).unwrap();
+    let mut max = 0f32;
     for ((case, b), s) in cases.iter().zip(&batched).zip(&single) {
         let want = floats(&case["logits"]);
-        assert_close(b, &want, "batched logits");
-        assert_close(s, &want, "single logits");
+        max = max.max(assert_close(b, &want, "batched logits"));
+        max = max.max(assert_close(s, &want, "single logits"));
     }
+    eprintln!("nli-tiny: max |logit difference| {max:e}");
 }
 
 #[test]
@@ -213,15 +222,17 @@ fn minilm_checkpoint_loads_through_the_same_loader_with_matching_hidden_states()
     let cases = expected["cases"].as_array().unwrap();
     let texts: Vec<&str> = cases.iter().map(|c| c["text"].as_str().unwrap()).collect();
     let encoded = encoder.encode(&texts).unwrap();
+    let mut max = 0f32;
     for (case, got) in cases.iter().zip(&encoded) {
         let text = case["text"].as_str().unwrap();
         assert_eq!(got.ids, ints(&case["input_ids"]), "{text}");
         let rows = case["last_hidden_state"].as_array().unwrap();
         assert_eq!(got.hidden.len(), rows.len());
         for (i, (g, w)) in got.hidden.iter().zip(rows).enumerate() {
-            assert_close(g, &floats(w), &format!("{text} token {i}"));
+            max = max.max(assert_close(g, &floats(w), &format!("{text} token {i}")));
         }
     }
+    eprintln!("all-MiniLM-L6-v2: max |hidden state difference| {max:e}");
 }
 
 fn transformer_config() -> TransformerConfig {
