@@ -87,7 +87,7 @@ def run_once(model, tokenizer, text, torch):
     return len(ids), n_windows
 
 
-def bench(model_dir, text_path, threads, warmup, repeats):
+def bench(model_dir, text_path, threads, warmup, repeats, attn="sdpa"):
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
@@ -101,7 +101,8 @@ def bench(model_dir, text_path, threads, warmup, repeats):
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if not tokenizer.is_fast:
         sys.exit("python_bert_ner: expected a fast tokenizer")
-    model = AutoModelForTokenClassification.from_pretrained(model_dir).eval()
+    model = AutoModelForTokenClassification.from_pretrained(
+        model_dir, attn_implementation=attn).eval()
     with torch.no_grad():
         for _ in range(warmup):
             run_once(model, tokenizer, text, torch)
@@ -132,6 +133,9 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa",
+                    help="attention implementation: sdpa (transformers' default, fused "
+                         "scaled_dot_product_attention) or eager (matmul + softmax, as rust-bert)")
     args = ap.parse_args()
     if args.create:
         if not args.vocab:
@@ -142,7 +146,7 @@ def main():
         ap.error("give MODEL_DIR and TEXT (or --create DIR --vocab PATH)")
     if args.threads < 1 or args.repeats < 1 or args.warmup < 0:
         ap.error("--threads and --repeats must be >= 1, --warmup >= 0")
-    bench(args.model_dir, args.text, args.threads, args.warmup, args.repeats)
+    bench(args.model_dir, args.text, args.threads, args.warmup, args.repeats, args.attn)
 
 
 if __name__ == "__main__":

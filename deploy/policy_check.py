@@ -2,7 +2,9 @@
 
 Schema validation says the objects are well formed; these checks say they do
 what deploy/README.md promises: zero-downtime shutdown timing, gRPC probes on
-the health service, the restricted security context, selectors that match.
+the health service, the restricted security context, selectors that match,
+and, where transformer models are configured (overlay rust-bert), a read-only
+model volume and libtorch threads that fit the CPU limit.
 
 Usage: python deploy/policy_check.py RENDERED.yaml...   (exit 1 on any failure)
 """
@@ -12,6 +14,57 @@ import yaml
 
 GRPC_PORT = 50051
 UID = 65532
+
+
+def cpu_cores(q):
+    """A Kubernetes CPU quantity ("4", "500m", 2) in cores."""
+    q = str(q)
+    return int(q[:-1]) / 1000 if q.endswith("m") else float(q)
+
+
+def mem_bytes(q):
+    """A Kubernetes memory quantity ("4Gi", "512Mi", "1G", 1048576) in bytes."""
+    q = str(q)
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
+             "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+    for suffix in sorted(units, key=len, reverse=True):
+        if q.endswith(suffix):
+            return float(q[: -len(suffix)]) * units[suffix]
+    return float(q)
+
+
+def check_transformers(data, pod, c, err):
+    """The rust-bert overlay: models on a read-only mounted volume, libtorch
+    threads within the CPU limit, room to load and run BERT-size models."""
+    dirs = {k: data[k] for k in ("ARTICLE_ANALYZER_BERT_NER", "ARTICLE_ANALYZER_BERT_NLI") if data.get(k)}
+    if not dirs:
+        return
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    for key, path in dirs.items():
+        mount = next((m for m in c.get("volumeMounts", [])
+                      if path == m["mountPath"] or path.startswith(m["mountPath"].rstrip("/") + "/")), None)
+        if mount is None:
+            err(f"{key}={path} is on no mounted volume (transformer models are mounted, not baked)")
+            continue
+        if mount.get("readOnly") is not True:
+            err(f"the volume holding {key} ({mount['mountPath']}) must be mounted readOnly")
+        if "emptyDir" in volumes.get(mount["name"], {}) and not pod.get("initContainers"):
+            err(f"{key} is on an emptyDir that no initContainer fills")
+
+    limits = c.get("resources", {}).get("limits", {})
+    threads = int(data.get("ARTICLE_ANALYZER_TORCH_THREADS", "0"))
+    workers = int(data.get("ARTICLE_ANALYZER_WORKERS", "0"))
+    if threads < 1:
+        err("ARTICLE_ANALYZER_TORCH_THREADS must be set with transformer models "
+            "(libtorch's default is one thread per node core, not per CPU limit)")
+    elif "cpu" in limits and workers * threads > cpu_cores(limits["cpu"]):
+        err(f"ARTICLE_ANALYZER_WORKERS {workers} x ARTICLE_ANALYZER_TORCH_THREADS {threads} "
+            f"exceeds the CPU limit {limits['cpu']}")
+    if "memory" in limits and mem_bytes(limits["memory"]) < 2 * 2**30:
+        err(f"memory limit {limits['memory']} is too small for transformer models (at least 2Gi)")
+    sp = c.get("startupProbe", {})
+    if sp.get("periodSeconds", 10) * sp.get("failureThreshold", 3) < 180:
+        err("startupProbe must allow at least 180 s to load transformer models")
 
 
 def check(path, errors):
@@ -117,6 +170,8 @@ def check(path, errors):
     ports = sorted(p["port"] for rule in netpol["spec"].get("ingress", []) for p in rule.get("ports", []))
     if netpol["spec"].get("policyTypes") != ["Ingress"] or ports != sorted([GRPC_PORT, 9090]):
         err(f"NetworkPolicy must allow ingress on {GRPC_PORT} and 9090 only, found {ports}")
+
+    check_transformers(data, pod, c, err)
 
     ann = spec["template"]["metadata"].get("annotations", {})
     if ann.get("prometheus.io/port") != "9090":

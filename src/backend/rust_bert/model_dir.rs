@@ -73,11 +73,11 @@ pub struct ModelDir {
     pub labels: Vec<String>,
     /// Longest input the position embeddings allow.
     pub max_positions: usize,
-    vocab: PathBuf,
-    merges: Option<PathBuf>,
-    lower_case: bool,
-    strip_accents: Option<bool>,
-    add_prefix_space: Option<bool>,
+    pub(crate) vocab: PathBuf,
+    pub(crate) merges: Option<PathBuf>,
+    pub(crate) lower_case: bool,
+    pub(crate) strip_accents: Option<bool>,
+    pub(crate) add_prefix_space: Option<bool>,
 }
 
 impl ModelDir {
@@ -184,30 +184,6 @@ impl ModelDir {
         ModelResource::Torch(Box::new(LocalResource::from(self.weights.clone())))
     }
 
-    pub(crate) fn local(path: &Path) -> Box<LocalResource> {
-        Box::new(LocalResource::from(path.to_path_buf()))
-    }
-
-    pub(crate) fn vocab_resource(&self) -> Box<LocalResource> {
-        Self::local(&self.vocab)
-    }
-
-    pub(crate) fn merges_resource(&self) -> Option<Box<LocalResource>> {
-        self.merges.as_deref().map(Self::local)
-    }
-
-    pub(crate) fn lower_case(&self) -> bool {
-        self.lower_case
-    }
-
-    pub(crate) fn strip_accents(&self) -> Option<bool> {
-        self.strip_accents
-    }
-
-    pub(crate) fn add_prefix_space(&self) -> Option<bool> {
-        self.add_prefix_space
-    }
-
     pub(crate) fn rust_bert_error(&self, source: RustBertError) -> TransformerError {
         TransformerError::RustBert {
             dir: self.path.clone(),
@@ -222,6 +198,33 @@ impl ModelDir {
             .position(|l| l.eq_ignore_ascii_case(name))
     }
 }
+
+/// A rust-bert pipeline configuration (`TokenClassificationConfig`,
+/// `SequenceClassificationConfig`: the same resource fields) for a
+/// [`ModelDir`], on the CPU in full precision, plus the given extra fields.
+macro_rules! pipeline_config {
+    ($dir:expr, $config:ident { $($field:ident: $value:expr),* $(,)? }) => {{
+        let dir: &$crate::backend::rust_bert::ModelDir = $dir;
+        let local = |p: &std::path::Path| {
+            Box::new(rust_bert::resources::LocalResource::from(p.to_path_buf()))
+                as Box<dyn rust_bert::resources::ResourceProvider + Send>
+        };
+        $config {
+            model_type: dir.model_type,
+            model_resource: dir.model_resource(),
+            config_resource: local(&dir.config),
+            vocab_resource: local(&dir.vocab),
+            merges_resource: dir.merges.as_deref().map(local),
+            lower_case: dir.lower_case,
+            strip_accents: dir.strip_accents,
+            add_prefix_space: dir.add_prefix_space,
+            device: tch::Device::Cpu,
+            kind: None,
+            $($field: $value),*
+        }
+    }};
+}
+pub(crate) use pipeline_config;
 
 fn missing(dir: &Path, what: &str) -> TransformerError {
     TransformerError::Missing {

@@ -8,10 +8,10 @@ use rust_bert::pipelines::token_classification::{
     LabelAggregationOption, TokenClassificationConfig, TokenClassificationOption,
 };
 use rust_tokenizers::{Mask, TokenIdsWithOffsets};
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 use super::aggregation::{aggregate_words, group_entities, EntityGroup, PieceScores};
-use super::model_dir::{ModelDir, TransformerError};
+use super::model_dir::{pipeline_config, ModelDir, TransformerError};
 use super::softmax;
 use super::windows::plan_windows;
 use crate::backend::spacy::SpacyRecognizer;
@@ -66,22 +66,13 @@ impl TokenClassifier {
             });
         }
         let tokenizer = dir.tokenizer()?;
-        let config = TokenClassificationConfig {
-            model_type: dir.model_type,
-            model_resource: dir.model_resource(),
-            config_resource: ModelDir::local(&dir.config),
-            vocab_resource: dir.vocab_resource(),
-            merges_resource: dir
-                .merges_resource()
-                .map(|m| m as Box<dyn rust_bert::resources::ResourceProvider + Send>),
-            lower_case: dir.lower_case(),
-            strip_accents: dir.strip_accents(),
-            add_prefix_space: dir.add_prefix_space(),
-            device: Device::Cpu,
-            kind: None,
-            label_aggregation_function: LabelAggregationOption::First,
-            batch_size: WINDOWS_PER_BATCH,
-        };
+        let config = pipeline_config!(
+            &dir,
+            TokenClassificationConfig {
+                label_aggregation_function: LabelAggregationOption::First,
+                batch_size: WINDOWS_PER_BATCH,
+            }
+        );
         let model = TokenClassificationOption::new(&config).map_err(|e| dir.rust_bert_error(e))?;
         if !matches!(
             model,
@@ -177,7 +168,10 @@ impl TokenClassifier {
             kept.is_subword.push(is_subword);
         }
         let windows = plan_windows(pieces.len(), self.capacity, self.overlap);
-        for batch in windows.chunks(WINDOWS_PER_BATCH) {
+        // Windows of one length share a forward pass; padding a short last
+        // window up to the others' length would cost as much as a full one.
+        let batches = windows.chunk_by(|a, b| a.run.len() == b.run.len());
+        for batch in batches.flat_map(|same| same.chunks(WINDOWS_PER_BATCH)) {
             let inputs: Vec<_> = batch
                 .iter()
                 .map(|w| {

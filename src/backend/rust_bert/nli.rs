@@ -23,15 +23,14 @@ use rust_bert::pipelines::sequence_classification::{
 };
 use rust_tokenizers::tokenizer::TruncationStrategy;
 use rust_tokenizers::TokenizedInput;
-use tch::Device;
 
-use super::model_dir::{ModelDir, TransformerError};
+use super::model_dir::{pipeline_config, ModelDir, TransformerError};
 use super::ner::{flat_f32, pad_rows};
 use super::softmax;
 use crate::config::TransformerConfig;
 use crate::pipeline::{
     AnalysisError, Evidence, ModelInfo, Probabilities, Recognized, Sentence, Stance,
-    StanceClassifier, StanceLabel, Target,
+    StanceClassifier, Target,
 };
 
 /// A loaded sequence-pair classifier trained on NLI.
@@ -58,20 +57,7 @@ impl NliModel {
                 ),
             })?;
         let tokenizer = dir.tokenizer()?;
-        let config = SequenceClassificationConfig {
-            model_type: dir.model_type,
-            model_resource: dir.model_resource(),
-            config_resource: ModelDir::local(&dir.config),
-            vocab_resource: dir.vocab_resource(),
-            merges_resource: dir
-                .merges_resource()
-                .map(|m| m as Box<dyn rust_bert::resources::ResourceProvider + Send>),
-            lower_case: dir.lower_case(),
-            strip_accents: dir.strip_accents(),
-            add_prefix_space: dir.add_prefix_space(),
-            device: Device::Cpu,
-            kind: None,
-        };
+        let config = pipeline_config!(&dir, SequenceClassificationConfig {});
         let model =
             SequenceClassificationOption::new(&config).map_err(|e| dir.rust_bert_error(e))?;
         let pad_id = tokenizer.get_pad_id().unwrap_or(0);
@@ -242,7 +228,7 @@ impl NliStance {
                 neutral: mean[2],
             }
         };
-        let (label, score) = best(&probabilities);
+        let (label, score) = probabilities.best();
         Stance {
             target: target.name.clone(),
             label,
@@ -251,20 +237,6 @@ impl NliStance {
             evidence,
         }
     }
-}
-
-/// The most probable label (ties go to NEUTRAL, then FAVOR).
-fn best(p: &Probabilities) -> (StanceLabel, f32) {
-    let mut best = (StanceLabel::Neutral, p.neutral);
-    for (label, prob) in [
-        (StanceLabel::Favor, p.favor),
-        (StanceLabel::Against, p.against),
-    ] {
-        if prob > best.1 {
-            best = (label, prob);
-        }
-    }
-    best
 }
 
 impl StanceClassifier for NliStance {
