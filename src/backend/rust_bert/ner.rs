@@ -249,7 +249,9 @@ impl TokenClassifier {
         let model = self
             .model
             .lock()
-            .map_err(|_| AnalysisError::Model("the NER model's lock is poisoned".into()))?;
+            // The weights are never written: a call that panicked while
+            // holding the lock (answered INTERNAL) leaves nothing half-done.
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let token_types = self.dir.uses_token_types().then_some(&types);
         let logits = tch::no_grad(|| -> Result<Tensor, AnalysisError> {
             let ids = Some(&ids);

@@ -120,7 +120,9 @@ impl NliModel {
         let model = self
             .model
             .lock()
-            .map_err(|_| AnalysisError::Model("the NLI model's lock is poisoned".into()))?;
+            // The weights are never written: a call that panicked while
+            // holding the lock (answered INTERNAL) leaves nothing half-done.
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let logits = tch::no_grad(|| {
             model.forward_t(Some(&ids), Some(&mask), token_types, None, None, false)
         });
