@@ -121,21 +121,34 @@ impl Target {
     }
 
     /// A caller-given target: it is mentioned wherever an entity with a
-    /// matching mention is, and wherever the string itself occurs.
+    /// matching mention is, and wherever the string itself occurs, in any
+    /// case ("nato" finds "NATO"), except that a name in capitals only (an
+    /// acronym: "US", "UN") matches only in capitals, since its lower-case
+    /// form is often an ordinary word ("us", "un").
     pub fn explicit(name: &str, entities: &[Entity], text: &str) -> Target {
-        let wanted = name.to_lowercase();
+        let acronym = is_acronym(name);
+        let same = |t: &str| {
+            if acronym {
+                t == name
+            } else {
+                t.to_lowercase() == name.to_lowercase()
+            }
+        };
         let mut aliases = vec![name.to_string()];
         let mut spans = Vec::new();
         for entity in entities {
-            if entity.texts.iter().any(|t| t.to_lowercase() == wanted)
-                || entity.canonical_text.to_lowercase() == wanted
-            {
+            if entity.texts.iter().any(|t| same(t)) || same(&entity.canonical_text) {
                 aliases.extend(entity.texts.iter().cloned());
                 spans.extend(entity.spans.iter().copied());
             }
         }
         let map = crate::text::OffsetMap::new(text);
-        for (start, end) in find_word_ci(text, name) {
+        let found = if acronym {
+            find_word(text, name)
+        } else {
+            find_word_ci(text, name)
+        };
+        for (start, end) in found {
             spans.push(map.span(start, end));
         }
         spans.sort();
@@ -148,6 +161,26 @@ impl Target {
             spans,
         }
     }
+}
+
+/// Two or more letters, every letter a capital ("US", "U.S.", "EU").
+fn is_acronym(name: &str) -> bool {
+    let letters: Vec<char> = name.chars().filter(|c| c.is_alphabetic()).collect();
+    letters.len() >= 2 && letters.iter().all(|c| c.is_uppercase())
+}
+
+/// Whole-word occurrences of `needle` in `hay`, case as given (byte ranges).
+fn find_word(hay: &str, needle: &str) -> Vec<(usize, usize)> {
+    if needle.is_empty() {
+        return Vec::new();
+    }
+    let edge = |c: Option<char>| c.map_or(true, |c| !c.is_alphanumeric());
+    hay.match_indices(needle)
+        .filter(|(i, m)| {
+            edge(hay[..*i].chars().next_back()) && edge(hay[i + m.len()..].chars().next())
+        })
+        .map(|(i, m)| (i, i + m.len()))
+        .collect()
 }
 
 /// Case-insensitive whole-word occurrences of `needle` in `hay` (byte ranges).
@@ -372,5 +405,16 @@ mod tests {
             .map(|(s, e)| &hay[s..e])
             .collect();
         assert_eq!(hits, ["NATO", "nato", "Nato"]);
+    }
+
+    #[test]
+    fn an_explicit_acronym_matches_only_in_capitals() {
+        let text = "The US told us that the EU and the UN agree; USA is not US.";
+        let target = Target::explicit("US", &[], text);
+        let found: Vec<&str> = target.spans.iter().map(|s| s.slice(text)).collect();
+        assert_eq!(found, ["US", "US"]);
+        // A name with lower-case letters still matches in any case.
+        let target = Target::explicit("Nato", &[], "NATO and nato");
+        assert_eq!(target.spans.len(), 2);
     }
 }
