@@ -146,3 +146,39 @@ async fn a_full_queue_counts_as_resource_exhausted() {
         1.0
     );
 }
+
+/// A long article recognized window by window: only the wait for its first
+/// worker turn is queue time; the windows' recognition is not.
+#[tokio::test]
+async fn windowed_recognition_is_not_counted_as_queue_wait() {
+    let metrics = Arc::new(Metrics::new());
+    let limits = Limits {
+        window_chars: 2_000,
+        ..Limits::default()
+    };
+    let server = common::start_with_metrics(limits, metrics.clone()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_addr = listener.local_addr().unwrap();
+    let exporter = tokio::spawn(serve_http(listener, metrics.clone()));
+
+    let started = std::time::Instant::now();
+    server
+        .client()
+        .await
+        .analyze_document(request(&common::sample_article()))
+        .await
+        .expect("AnalyzeDocument");
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let after = scrape(metrics_addr).await.expect("scraping /metrics");
+    assert_eq!(
+        value(&after, "article_analyzer_queue_wait_seconds_count"),
+        1.0
+    );
+    let waited = value(&after, "article_analyzer_queue_wait_seconds_sum");
+    assert!(
+        waited < elapsed / 4.0,
+        "an idle server queued the call {waited:.3} s of its {elapsed:.3} s"
+    );
+    exporter.abort();
+}

@@ -18,7 +18,7 @@ use super::batch::Batcher;
 use super::convert;
 use super::trace_context::RemoteParent;
 use crate::config::Limits;
-use crate::metrics::{Metrics, Outcome};
+use crate::metrics::{Metrics, Outcome, QueueGuard};
 use crate::pipeline::{windows, AnalysisError, AnalyzeOptions, Pipeline, Recognition};
 use crate::proto as pb;
 
@@ -79,7 +79,9 @@ impl Scheduler {
 
     /// Recognizes a long article window by window, each window in its own
     /// worker turn, so calls queued meanwhile get turns in between. Stops
-    /// early when the caller has gone away.
+    /// early when the caller has gone away. Waiting for the first turn is
+    /// the call's queue wait (`queued`, and a `queue` span); the rest is
+    /// recognition.
     async fn recognize_in_windows(
         &self,
         pipeline: &Pipeline,
@@ -87,7 +89,9 @@ impl Scheduler {
         windows: Vec<std::ops::Range<usize>>,
         deadline: Option<Instant>,
         tx: &EventSender,
+        queued: QueueGuard,
     ) -> Result<Recognition, Status> {
+        let mut queued = Some(queued);
         let shared: Arc<str> = Arc::from(text);
         let started = Instant::now();
         let mut parts = Vec::with_capacity(windows.len());
@@ -95,7 +99,18 @@ impl Scheduler {
             if tx.is_closed() {
                 return Err(Status::cancelled("the caller went away"));
             }
-            let worker = self.worker(deadline).await?;
+            let worker = match queued.take() {
+                Some(queued) => {
+                    let worker = self
+                        .worker(deadline)
+                        .instrument(tracing::info_span!("queue", batched = false))
+                        .await?;
+                    let waited = queued.dequeued();
+                    debug!(queue_ms = waited.as_secs_f64() * 1e3, "worker acquired");
+                    worker
+                }
+                None => self.worker(deadline).await?,
+            };
             let (pipeline, shared, r) = (pipeline.clone(), shared.clone(), range.clone());
             let current = Span::current();
             let recognized = tokio::task::spawn_blocking(move || {
@@ -168,58 +183,58 @@ pub async fn run(
     );
     job.parent.apply(&span);
     async move {
-        // Waiting for a worker (and, with batching, for the batched
-        // recognizer) is the `queue` span; the stages run inside the
-        // pipeline's own spans.
-        let queue_span = tracing::info_span!("queue", batched = scheduler.batcher.is_some());
-        let (recognition, worker) = async {
-            let mut queued = Some(scheduler.metrics.enter_queue());
-            // With batching, the recognizer runs first, in a batch with other
-            // calls' documents; the rest of the analysis then takes a worker.
-            let recognition = match (&scheduler.batcher, queued.take()) {
-                (Some(batcher), Some(q)) => {
-                    let text: Arc<str> = Arc::from(job.text.as_str());
-                    let recognized = batcher.recognize(pipeline.clone(), text, q);
-                    Some(match job.deadline {
-                        Some(deadline) => tokio::time::timeout_at(deadline.into(), recognized)
-                            .await
-                            .map_err(|_| {
-                                Status::deadline_exceeded(
-                                    "deadline expired while waiting for the recognizer",
-                                )
-                            })??,
-                        None => recognized.await?,
-                    })
-                }
-                (_, q) => {
-                    queued = q;
-                    let windows = windows::split(&job.text, scheduler.window_chars);
-                    if windows.len() > 1 {
-                        Some(
-                            scheduler
-                                .recognize_in_windows(
-                                    &pipeline,
-                                    &job.text,
-                                    windows,
-                                    job.deadline,
-                                    &tx,
-                                )
-                                .await?,
-                        )
-                    } else {
-                        None
+        // A long article (without batching) is recognized window by window
+        // first; the rest of the analysis then takes a worker.
+        let windows = match scheduler.batcher {
+            Some(_) => Vec::new(),
+            None => windows::split(&job.text, scheduler.window_chars),
+        };
+        let (recognition, worker) = if windows.len() > 1 {
+            let queued = scheduler.metrics.enter_queue();
+            let span = tracing::info_span!("ner_windows", windows = windows.len());
+            let recognition = scheduler
+                .recognize_in_windows(&pipeline, &job.text, windows, job.deadline, &tx, queued)
+                .instrument(span)
+                .await?;
+            (Some(recognition), scheduler.worker(job.deadline).await?)
+        } else {
+            // Waiting for a worker (and, with batching, for the batched
+            // recognizer) is the `queue` span; the stages run inside the
+            // pipeline's own spans.
+            let queue_span = tracing::info_span!("queue", batched = scheduler.batcher.is_some());
+            async {
+                let queued = scheduler.metrics.enter_queue();
+                // With batching, the recognizer runs first, in a batch with
+                // other calls' documents; the rest of the analysis then takes
+                // a worker.
+                let (recognition, queued) = match &scheduler.batcher {
+                    Some(batcher) => {
+                        let text: Arc<str> = Arc::from(job.text.as_str());
+                        let recognized = batcher.recognize(pipeline.clone(), text, queued);
+                        let recognition = match job.deadline {
+                            Some(deadline) => tokio::time::timeout_at(deadline.into(), recognized)
+                                .await
+                                .map_err(|_| {
+                                    Status::deadline_exceeded(
+                                        "deadline expired while waiting for the recognizer",
+                                    )
+                                })??,
+                            None => recognized.await?,
+                        };
+                        (Some(recognition), None)
                     }
+                    None => (None, Some(queued)),
+                };
+                let worker = scheduler.worker(job.deadline).await?;
+                if let Some(queued) = queued {
+                    let waited = queued.dequeued();
+                    debug!(queue_ms = waited.as_secs_f64() * 1e3, "worker acquired");
                 }
-            };
-            let worker = scheduler.worker(job.deadline).await?;
-            if let Some(queued) = queued {
-                let waited = queued.dequeued();
-                debug!(queue_ms = waited.as_secs_f64() * 1e3, "worker acquired");
+                Ok::<_, Status>((recognition, worker))
             }
-            Ok::<_, Status>((recognition, worker))
-        }
-        .instrument(queue_span)
-        .await?;
+            .instrument(queue_span)
+            .await?
+        };
 
         let deadline = job.deadline;
         let request_id = job.request_id.clone();
