@@ -683,3 +683,43 @@ async fn a_huge_article_does_not_starve_a_short_one() {
     }
     assert!(sentences > 400, "{sentences} sentences");
 }
+
+#[tokio::test]
+async fn a_long_article_says_started_before_its_windows_are_recognized() {
+    let server = common::start(Limits {
+        window_chars: 2_000,
+        ..Limits::default()
+    })
+    .await;
+    let text = common::sample_article().repeat(4);
+    let mut stream = server
+        .client()
+        .await
+        .analyze(request("long", &text))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut arrivals = Vec::new();
+    while let Some(event) = stream.next().await {
+        arrivals.push((std::time::Instant::now(), event.unwrap()));
+    }
+    let events: Vec<_> = arrivals.iter().map(|(_, e)| e.clone()).collect();
+    assert_event_order(&events);
+    assert_eq!(
+        events.iter().filter(|e| kind(e) == "started").count(),
+        1,
+        "Started comes once"
+    );
+    // Started arrives while the windows are still being recognized, not in
+    // the same burst as the first sentence.
+    let first_sentence = arrivals
+        .iter()
+        .find(|(_, e)| kind(e) == "sentence")
+        .unwrap()
+        .0;
+    let gap = first_sentence - arrivals[0].0;
+    assert!(
+        gap > Duration::from_millis(20),
+        "Started only {gap:?} before the first sentence"
+    );
+}

@@ -19,7 +19,7 @@ use super::convert;
 use super::trace_context::RemoteParent;
 use crate::config::Limits;
 use crate::metrics::{Metrics, Outcome, QueueGuard};
-use crate::pipeline::{windows, AnalysisError, AnalyzeOptions, Pipeline, Recognition};
+use crate::pipeline::{windows, AnalysisError, AnalyzeOptions, Event, Pipeline, Recognition};
 use crate::proto as pb;
 
 /// Admission and worker slots shared by every call.
@@ -189,7 +189,19 @@ pub async fn run(
             Some(_) => Vec::new(),
             None => windows::split(&job.text, scheduler.window_chars),
         };
+        // Recognizing a long article takes a while: say it started now (the
+        // request is already validated), not after its last window.
+        let mut started_sent = false;
         let (recognition, worker) = if windows.len() > 1 {
+            let started = Event::Started(pipeline.models());
+            if tx
+                .send(Ok(convert::event(&job.request_id, &started)))
+                .await
+                .is_err()
+            {
+                return Err(Status::cancelled("the caller went away"));
+            }
+            started_sent = true;
             let queued = scheduler.metrics.enter_queue();
             let span = tracing::info_span!("ner_windows", windows = windows.len());
             let recognition = scheduler
@@ -253,6 +265,9 @@ pub async fn run(
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         expired = true;
                         return ControlFlow::Break(());
+                    }
+                    if started_sent && matches!(event, Event::Started(_)) {
+                        return ControlFlow::Continue(());
                     }
                     match tx.blocking_send(Ok(convert::event(&job.request_id, &event))) {
                         Ok(()) => ControlFlow::Continue(()),
