@@ -13,27 +13,15 @@ import tempfile
 import time
 
 import grpc
-from grpc_tools import protoc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def generate_stubs(out_dir):
-    import grpc_tools
+    sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
+    from grpc_stubs import generate
 
-    include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-    rc = protoc.main([
-        "protoc",
-        f"-I{os.path.join(ROOT, 'proto')}",
-        f"-I{include}",
-        f"--python_out={out_dir}",
-        f"--grpc_python_out={out_dir}",
-        "article_analyzer/v1/analyzer.proto",
-    ])
-    assert rc == 0, "protoc failed"
-    for d in ["article_analyzer", "article_analyzer/v1"]:
-        open(os.path.join(out_dir, d, "__init__.py"), "a").close()
-    sys.path.insert(0, out_dir)
+    generate(out_dir)
 
 
 def free_port():
