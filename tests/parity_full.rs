@@ -170,17 +170,7 @@ fn assert_all(what: &str, t: &Tally) {
 #[test]
 fn full_pipeline_on_spacy_tokens() {
     let lang = language();
-    assert_eq!(
-        lang.components(),
-        [
-            "tok2vec",
-            "tagger",
-            "parser",
-            "attribute_ruler",
-            "lemmatizer",
-            "ner"
-        ]
-    );
+    assert_eq!(lang.components(), golden::FULL_COMPONENTS);
     let names: Vec<String> = lang
         .parser()
         .expect("parser")

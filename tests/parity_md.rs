@@ -215,17 +215,7 @@ fn check_full(t: &mut Tally, name: &str, g: &Value, doc: &Doc) {
 #[test]
 fn full_pipeline_parity() {
     let lang = full();
-    assert_eq!(
-        lang.components(),
-        [
-            "tok2vec",
-            "tagger",
-            "parser",
-            "attribute_ruler",
-            "lemmatizer",
-            "ner"
-        ]
-    );
+    assert_eq!(lang.components(), golden::FULL_COMPONENTS);
     let goldens = GOLDEN_MD.goldens();
     // On spaCy's tokens, all texts as one batch.
     let (texts, tokens) = golden_batch(lang, &goldens);

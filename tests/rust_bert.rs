@@ -288,14 +288,7 @@ async fn analyze(
 #[tokio::test]
 async fn the_server_reports_and_serves_the_transformer_models() {
     let server = start_server().await;
-    let models = server
-        .client()
-        .await
-        .get_models(pb::GetModelsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .models;
+    let models = server.models().await;
     for task in ["ner", "stance"] {
         let m = models.iter().find(|m| m.task == task).unwrap();
         assert_eq!(m.backend, "rust-bert", "{task}");

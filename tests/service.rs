@@ -362,14 +362,7 @@ async fn offsets_in_chars_and_bytes_agree_with_the_text() {
 #[tokio::test]
 async fn get_models_reports_the_loaded_model_and_its_labels() {
     let server = common::start(Limits::default()).await;
-    let models = server
-        .client()
-        .await
-        .get_models(pb::GetModelsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .models;
+    let models = server.models().await;
     let ner = models
         .iter()
         .find(|m| m.task == "ner")

@@ -127,11 +127,12 @@ impl Target {
     /// form is often an ordinary word ("us", "un").
     pub fn explicit(name: &str, entities: &[Entity], text: &str) -> Target {
         let acronym = is_acronym(name);
+        let lower = name.to_lowercase();
         let same = |t: &str| {
             if acronym {
                 t == name
             } else {
-                t.to_lowercase() == name.to_lowercase()
+                t.to_lowercase() == lower
             }
         };
         let mut aliases = vec![name.to_string()];

@@ -228,12 +228,17 @@ fn validate_config(cfg: &Config) -> Result<(), ModelError> {
     cfg.expect(embed, "attrs", "[\"NORM\",\"PREFIX\",\"SUFFIX\",\"SHAPE\"]")?;
     cfg.expect(embed, "rows", "[5000,1000,2500,2500]")?;
     static_vectors(cfg, embed)?;
+    expect_maxout_encoder(cfg, encode)
+}
+
+/// The MaxoutWindowEncoder settings `tok2vec.rs` implements, for the NER's
+/// own tok2vec and the shared one alike.
+fn expect_maxout_encoder(cfg: &Config, encode: &str) -> Result<(), ModelError> {
     cfg.expect(encode, "@architectures", "\"spacy.MaxoutWindowEncoder.v2\"")?;
     cfg.expect(encode, "width", "96")?;
     cfg.expect(encode, "depth", "4")?;
     cfg.expect(encode, "window_size", "1")?;
-    cfg.expect(encode, "maxout_pieces", "3")?;
-    Ok(())
+    cfg.expect(encode, "maxout_pieces", "3")
 }
 
 /// The settings of a TransitionBasedParser.v2 model that the shared
@@ -271,11 +276,7 @@ fn validate_full_config(cfg: &Config, components: Components) -> Result<(), Mode
         "[\"NORM\",\"PREFIX\",\"SUFFIX\",\"SHAPE\",\"SPACY\",\"IS_SPACE\"]",
     )?;
     static_vectors(cfg, embed)?;
-    cfg.expect(encode, "@architectures", "\"spacy.MaxoutWindowEncoder.v2\"")?;
-    cfg.expect(encode, "width", "96")?;
-    cfg.expect(encode, "depth", "4")?;
-    cfg.expect(encode, "window_size", "1")?;
-    cfg.expect(encode, "maxout_pieces", "3")?;
+    expect_maxout_encoder(cfg, encode)?;
     if components.tagger {
         cfg.expect("components.tagger", "factory", "\"tagger\"")?;
         cfg.expect(

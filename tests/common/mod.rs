@@ -82,6 +82,17 @@ impl TestServer {
         ArticleAnalyzerClient::new(self.channel().await)
     }
 
+    /// What `GetModels` reports.
+    pub async fn models(&self) -> Vec<article_analyzer::proto::ModelInfo> {
+        self.client()
+            .await
+            .get_models(article_analyzer::proto::GetModelsRequest {})
+            .await
+            .expect("GetModels")
+            .into_inner()
+            .models
+    }
+
     /// Starts the graceful shutdown (as SIGTERM would).
     pub fn shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -104,16 +115,35 @@ pub async fn start_with<L>(limits: Limits, load: L) -> TestServer
 where
     L: FnOnce() -> anyhow::Result<Pipeline> + Send + 'static,
 {
+    start_recording(
+        limits,
+        load,
+        std::sync::Arc::new(article_analyzer::metrics::Metrics::new()),
+    )
+    .await
+}
+
+/// Starts a server whose models come from `load` and whose metrics go to
+/// `metrics`.
+async fn start_recording<L>(
+    limits: Limits,
+    load: L,
+    metrics: std::sync::Arc<article_analyzer::metrics::Metrics>,
+) -> TestServer
+where
+    L: FnOnce() -> anyhow::Result<Pipeline> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(article_analyzer::server::serve(
+    let done = tokio::spawn(article_analyzer::server::serve_with_metrics(
         listener,
         server_config(limits),
         load,
         async move {
             let _ = stopped.await;
         },
+        metrics,
     ));
     TestServer {
         addr,
@@ -160,23 +190,7 @@ pub async fn start_with_metrics(
     limits: Limits,
     metrics: std::sync::Arc<article_analyzer::metrics::Metrics>,
 ) -> TestServer {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(article_analyzer::server::serve_with_metrics(
-        listener,
-        server_config(limits),
-        || Ok(pipeline()),
-        async move {
-            let _ = stopped.await;
-        },
-        metrics,
-    ));
-    let server = TestServer {
-        addr,
-        stop: Some(stop),
-        done,
-    };
+    let server = start_recording(limits, || Ok(pipeline()), metrics).await;
     wait_serving(&server).await;
     server
 }

@@ -21,6 +21,18 @@ pub struct Model {
 }
 
 /// `en_core_web_sm` 3.8.0.
+/// Every component of an `en_core_web_*` pipeline (besides the tokenizer),
+/// in pipeline order, as the native runtime loads them with
+/// `Components::FULL` (spaCy's `senter` is disabled in those packages).
+pub const FULL_COMPONENTS: [&str; 6] = [
+    "tok2vec",
+    "tagger",
+    "parser",
+    "attribute_ruler",
+    "lemmatizer",
+    "ner",
+];
+
 pub const SM: Model = Model {
     name: "en_core_web_sm-3.8.0",
     fetch: "scripts/fetch-models",

@@ -38,13 +38,15 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 
 
-def model_dir() -> Path:
+def model_dir(name: str = MODEL_NAME) -> Path:
+    """The pipeline `name`: the first argument, else under
+    ARTICLE_ANALYZER_MODELS, else under the repository's models/."""
     if len(sys.argv) > 1:
         return Path(sys.argv[1])
     env = os.environ.get("ARTICLE_ANALYZER_MODELS")
     if env:
-        return Path(env) / MODEL_NAME
-    return ROOT / "models" / MODEL_NAME
+        return Path(env) / name
+    return ROOT / "models" / name
 
 
 def ents(doc):

@@ -16,7 +16,6 @@ sentences, tags, POS, deps, heads, lemmas and entities. tests/parity_md.rs
 checks them.
 """
 
-import os
 import sys
 from pathlib import Path
 
@@ -24,10 +23,9 @@ import spacy
 from spacy.util import load_config
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
-from make_golden import dump, make_record  # noqa: E402
+from make_golden import dump, make_record, model_dir  # noqa: E402
 
 MODEL_NAME = "en_core_web_md-3.8.0"
 # A small, varied subset (~10 KB): EU finance, statistics, NASA captions,
@@ -42,17 +40,8 @@ SUBSET = [
 ]
 
 
-def model_dir() -> Path:
-    if len(sys.argv) > 1:
-        return Path(sys.argv[1])
-    env = os.environ.get("ARTICLE_ANALYZER_MODELS")
-    if env:
-        return Path(env) / MODEL_NAME
-    return ROOT / "models" / MODEL_NAME
-
-
 def main() -> int:
-    path = model_dir()
+    path = model_dir(MODEL_NAME)
     if not (path / "config.cfg").exists():
         print(
             f"make_golden_md: no spaCy pipeline at {path}; run scripts/fetch-models md",
