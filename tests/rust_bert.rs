@@ -62,19 +62,59 @@ fn ner_cases() -> Vec<Value> {
     expected()["ner"]["cases"].as_array().unwrap().clone()
 }
 
-fn ner_model() -> TokenClassifier {
-    TokenClassifier::load(&fixtures().join("ner-tiny"), 0, 64).expect("loading ner-tiny")
+/// One tiny token classifier and what `transformers` made of its texts.
+struct NerFixture {
+    dir: PathBuf,
+    cases: Vec<Value>,
 }
 
-#[test]
-fn ner_word_pieces_offsets_and_logits_match_transformers() {
-    let model = ner_model();
+impl NerFixture {
+    fn name(&self) -> String {
+        self.dir.file_name().unwrap().to_string_lossy().into_owned()
+    }
+
+    fn load(&self, window_tokens: usize, overlap: usize) -> TokenClassifier {
+        TokenClassifier::load(&self.dir, window_tokens, overlap)
+            .unwrap_or_else(|e| panic!("loading {}: {e}", self.name()))
+    }
+}
+
+/// The BERT classifier (WordPiece, token types), a DistilBERT one (WordPiece,
+/// no token types, other tensor names) and a RoBERTa one (byte-level BPE,
+/// positions offset by the padding id, subwords found by the pipeline's
+/// whitespace heuristic).
+fn ner_fixtures() -> Vec<NerFixture> {
+    let others = architectures();
+    let mut all = vec![NerFixture {
+        dir: fixtures().join("ner-tiny"),
+        cases: ner_cases(),
+    }];
+    for arch in ["distilbert", "roberta"] {
+        let set = &others["ner"][arch];
+        all.push(NerFixture {
+            dir: fixtures().join(set["model_dir"].as_str().unwrap()),
+            cases: set["cases"].as_array().unwrap().clone(),
+        });
+    }
+    all
+}
+
+fn architectures() -> Value {
+    let path = fixtures().join("architectures-expected.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Word-piece ids, code-point offsets and every logit of `model` on the
+/// fixture's texts; returns the largest logit difference.
+fn assert_pieces_match(model: &TokenClassifier, fixture: &NerFixture) -> f32 {
     let mut max = 0f32;
-    for case in ner_cases() {
-        let name = case["name"].as_str().unwrap();
+    for case in &fixture.cases {
+        let name = format!("{} / {}", fixture.name(), case["name"].as_str().unwrap());
         let text = case["text"].as_str().unwrap();
         let got = model.piece_logits(text).unwrap();
-        // The fixture includes [CLS] and [SEP]; the pieces leave them out.
+        // The fixture includes the special tokens at both ends; the pieces
+        // leave them out.
         let ids = ints(&case["input_ids"]);
         assert_eq!(got.ids, ids[1..ids.len() - 1], "{name}: word-piece ids");
         let offsets: Vec<(usize, usize)> = case["offsets"].as_array().unwrap()[1..ids.len() - 1]
@@ -93,119 +133,173 @@ fn ner_word_pieces_offsets_and_logits_match_transformers() {
             max = max.max(d);
         }
     }
-    eprintln!("ner-tiny: max |logit difference| {max:e}");
+    max
+}
+
+#[test]
+fn ner_word_pieces_offsets_and_logits_match_transformers() {
+    for fixture in ner_fixtures() {
+        let max = assert_pieces_match(&fixture.load(0, 64), &fixture);
+        eprintln!("{}: max |logit difference| {max:e}", fixture.name());
+    }
 }
 
 #[test]
 fn ner_entities_match_the_pipeline_for_every_aggregation_strategy() {
-    let model = ner_model();
-    let mut compared = 0;
-    for case in ner_cases() {
-        let name = case["name"].as_str().unwrap();
-        let text = case["text"].as_str().unwrap();
-        for (key, strategy) in [
-            ("first", Aggregation::First),
-            ("average", Aggregation::Average),
-            ("max", Aggregation::Max),
-        ] {
-            let got = model.entities(text, strategy).unwrap();
-            let want = case["pipeline"][key].as_array().unwrap();
-            let got_spans: Vec<(String, usize, usize)> = got
-                .iter()
-                .map(|e| (e.label.clone(), e.start_char, e.end_char))
-                .collect();
-            let want_spans: Vec<(String, usize, usize)> = want
-                .iter()
-                .map(|e| {
-                    (
-                        e["entity_group"].as_str().unwrap().to_string(),
-                        e["start"].as_u64().unwrap() as usize,
-                        e["end"].as_u64().unwrap() as usize,
-                    )
-                })
-                .collect();
-            assert_eq!(got_spans, want_spans, "{name} / {key}");
-            for (g, w) in got.iter().zip(want) {
-                let w = w["score"].as_f64().unwrap() as f32;
-                assert!(
-                    (g.score - w).abs() <= TOLERANCE,
-                    "{name} / {key}: score {} vs {w}",
-                    g.score
-                );
+    for fixture in ner_fixtures() {
+        let model = fixture.load(0, 64);
+        let mut compared = 0;
+        for case in &fixture.cases {
+            let name = format!("{} / {}", fixture.name(), case["name"].as_str().unwrap());
+            let text = case["text"].as_str().unwrap();
+            for (key, strategy) in [
+                ("first", Aggregation::First),
+                ("average", Aggregation::Average),
+                ("max", Aggregation::Max),
+            ] {
+                let got = model.entities(text, strategy).unwrap();
+                let want = case["pipeline"][key].as_array().unwrap();
+                let got_spans: Vec<(String, usize, usize)> = got
+                    .iter()
+                    .map(|e| (e.label.clone(), e.start_char, e.end_char))
+                    .collect();
+                let want_spans: Vec<(String, usize, usize)> = want
+                    .iter()
+                    .map(|e| {
+                        (
+                            e["entity_group"].as_str().unwrap().to_string(),
+                            e["start"].as_u64().unwrap() as usize,
+                            e["end"].as_u64().unwrap() as usize,
+                        )
+                    })
+                    .collect();
+                assert_eq!(got_spans, want_spans, "{name} / {key}");
+                for (g, w) in got.iter().zip(want) {
+                    let w = w["score"].as_f64().unwrap() as f32;
+                    assert!(
+                        (g.score - w).abs() <= TOLERANCE,
+                        "{name} / {key}: score {} vs {w}",
+                        g.score
+                    );
+                }
+                compared += want.len();
             }
-            compared += want.len();
         }
+        assert!(
+            compared > 30,
+            "{}: the fixtures hold entities to compare ({compared})",
+            fixture.name()
+        );
     }
-    assert!(
-        compared > 30,
-        "the fixtures hold entities to compare ({compared})"
-    );
+}
+
+#[test]
+fn weights_in_rust_model_ot_form_give_the_same_logits() {
+    // rust-bert's own format: the safetensors' tensors, same names, written
+    // by tch's `save_multi` (what rust-bert's convert script produces).
+    let tmp = std::env::temp_dir().join(format!("aa-ot-{}", std::process::id()));
+    let fixture = &ner_fixtures()[0];
+    std::fs::create_dir_all(&tmp).unwrap();
+    for file in ["config.json", "vocab.txt", "tokenizer_config.json"] {
+        std::fs::copy(fixture.dir.join(file), tmp.join(file)).unwrap();
+    }
+    let tensors = tch::Tensor::read_safetensors(fixture.dir.join("model.safetensors")).unwrap();
+    tch::Tensor::save_multi(&tensors, tmp.join("rust_model.ot")).unwrap();
+    let model = TokenClassifier::load(&tmp, 0, 64).expect("loading rust_model.ot");
+    assert!(model.model_dir().weights.ends_with("rust_model.ot"));
+    let max = assert_pieces_match(&model, fixture);
+    eprintln!("ner-tiny as rust_model.ot: max |logit difference| {max:e}");
+    std::fs::remove_dir_all(&tmp).unwrap();
 }
 
 #[test]
 fn long_texts_run_in_windows_with_exact_offsets() {
-    // ner-tiny has 128 positions; this text has far more pieces.
-    let text: String = ner_cases()
-        .iter()
-        .map(|c| c["text"].as_str().unwrap().to_string())
-        .collect::<Vec<_>>()
-        .join(" ")
-        .repeat(3);
-    let whole = ner_model();
-    let windowed = TokenClassifier::load(&fixtures().join("ner-tiny"), 32, 8).unwrap();
-    let a = whole.piece_logits(&text).unwrap();
-    let b = windowed.piece_logits(&text).unwrap();
-    assert!(a.ids.len() > 128 * 2, "{} pieces", a.ids.len());
-    assert_eq!(a.ids, b.ids);
-    assert_eq!(a.offsets, b.offsets);
-    assert_eq!(b.logits.len(), b.ids.len(), "every piece predicted once");
-    let chars: Vec<char> = text.chars().collect();
-    for strategy in [Aggregation::First, Aggregation::Average, Aggregation::Max] {
-        let entities = windowed.entities(&text, strategy).unwrap();
-        assert!(!entities.is_empty());
-        for e in entities {
-            assert!(e.start_char < e.end_char && e.end_char <= chars.len());
-            let slice: String = chars[e.start_char..e.end_char].iter().collect();
-            assert_eq!(
-                slice,
-                slice.trim(),
-                "an entity neither starts nor ends on a space"
-            );
+    for fixture in ner_fixtures() {
+        // The tiny models have 128 positions; this text has far more pieces.
+        let text: String = fixture
+            .cases
+            .iter()
+            .map(|c| c["text"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+            .repeat(3);
+        let whole = fixture.load(0, 64);
+        let windowed = fixture.load(32, 8);
+        let a = whole.piece_logits(&text).unwrap();
+        let b = windowed.piece_logits(&text).unwrap();
+        let name = fixture.name();
+        assert!(a.ids.len() > 128 * 2, "{name}: {} pieces", a.ids.len());
+        assert_eq!(a.ids, b.ids, "{name}");
+        assert_eq!(a.offsets, b.offsets, "{name}");
+        assert_eq!(
+            b.logits.len(),
+            b.ids.len(),
+            "{name}: every piece predicted once"
+        );
+        let chars: Vec<char> = text.chars().collect();
+        for strategy in [Aggregation::First, Aggregation::Average, Aggregation::Max] {
+            let entities = windowed.entities(&text, strategy).unwrap();
+            assert!(!entities.is_empty(), "{name}");
+            for e in entities {
+                assert!(e.start_char <= e.end_char && e.end_char <= chars.len());
+                let slice: String = chars[e.start_char..e.end_char].iter().collect();
+                assert_eq!(
+                    slice,
+                    slice.trim(),
+                    "{name}: an entity neither starts nor ends on a space"
+                );
+            }
         }
     }
 }
 
 #[test]
 fn nli_inputs_and_logits_match_transformers_with_entailment_read_from_the_config() {
-    let model = NliModel::load(&fixtures().join("nli-tiny")).expect("loading nli-tiny");
-    // id2label puts entailment at 1, not last.
-    assert_eq!(model.entailment(), 1);
-    let cases = expected()["nli"]["cases"].as_array().unwrap().clone();
-    let pairs: Vec<(&str, &str)> = cases
-        .iter()
-        .map(|c| {
-            (
-                c["premise"].as_str().unwrap(),
-                c["hypothesis"].as_str().unwrap(),
-            )
-        })
-        .collect();
-    for (case, (p, h)) in cases.iter().zip(&pairs) {
-        let input = model.encode(p, h);
-        assert_eq!(input.token_ids, ints(&case["input_ids"]), "{p} / {h}");
-        let types: Vec<i64> = input.segment_ids.iter().map(|&s| i64::from(s)).collect();
-        assert_eq!(types, ints(&case["token_type_ids"]), "{p} / {h}");
+    let others = architectures();
+    for (dir, cases) in [
+        ("nli-tiny", expected()["nli"]["cases"].clone()),
+        (
+            "nli-roberta-tiny",
+            others["nli"]["roberta"]["cases"].clone(),
+        ),
+    ] {
+        let model =
+            NliModel::load(&fixtures().join(dir)).unwrap_or_else(|e| panic!("loading {dir}: {e}"));
+        // id2label puts entailment at 1, not last.
+        assert_eq!(model.entailment(), 1, "{dir}");
+        let cases = cases.as_array().unwrap();
+        let pairs: Vec<(&str, &str)> = cases
+            .iter()
+            .map(|c| {
+                (
+                    c["premise"].as_str().unwrap(),
+                    c["hypothesis"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        for (case, (p, h)) in cases.iter().zip(&pairs) {
+            let input = model.encode(p, h);
+            assert_eq!(
+                input.token_ids,
+                ints(&case["input_ids"]),
+                "{dir}: {p} / {h}"
+            );
+            if model.model_dir().uses_token_types() {
+                let types: Vec<i64> = input.segment_ids.iter().map(|&s| i64::from(s)).collect();
+                assert_eq!(types, ints(&case["token_type_ids"]), "{dir}: {p} / {h}");
+            }
+        }
+        // Batched with padding (5 pairs per pass) and one by one: same numbers.
+        let batched = model.logits(&pairs, 5).unwrap();
+        let single = model.logits(&pairs, 1).unwrap();
+        let mut max = 0f32;
+        for ((case, b), s) in cases.iter().zip(&batched).zip(&single) {
+            let want = floats(&case["logits"]);
+            max = max.max(assert_close(b, &want, &format!("{dir}: batched logits")));
+            max = max.max(assert_close(s, &want, &format!("{dir}: single logits")));
+        }
+        eprintln!("{dir}: max |logit difference| {max:e}");
     }
-    // Batched with padding (5 pairs per pass) and one by one: same numbers.
-    let batched = model.logits(&pairs, 5).unwrap();
-    let single = model.logits(&pairs, 1).unwrap();
-    let mut max = 0f32;
-    for ((case, b), s) in cases.iter().zip(&batched).zip(&single) {
-        let want = floats(&case["logits"]);
-        max = max.max(assert_close(b, &want, "batched logits"));
-        max = max.max(assert_close(s, &want, "single logits"));
-    }
-    eprintln!("nli-tiny: max |logit difference| {max:e}");
 }
 
 #[test]
@@ -235,20 +329,15 @@ fn minilm_checkpoint_loads_through_the_same_loader_with_matching_hidden_states()
     eprintln!("all-MiniLM-L6-v2: max |hidden state difference| {max:e}");
 }
 
-fn transformer_config() -> TransformerConfig {
-    TransformerConfig {
-        ner_model: Some(fixtures().join("ner-tiny")),
-        nli_model: Some(fixtures().join("nli-tiny")),
+/// A server with the given fixture models for NER and stance.
+async fn start_server(ner: &str, nli: &str) -> common::TestServer {
+    let transformers = TransformerConfig {
+        ner_model: Some(fixtures().join(ner)),
+        nli_model: Some(fixtures().join(nli)),
         ..TransformerConfig::default()
-    }
-}
-
-async fn start_server() -> common::TestServer {
-    let server = common::start_with(Limits::default(), || {
-        article_analyzer::backend::load_pipeline_with(
-            &common::model_config(),
-            &transformer_config(),
-        )
+    };
+    let server = common::start_with(Limits::default(), move || {
+        article_analyzer::backend::load_pipeline_with(&common::model_config(), &transformers)
     })
     .await;
     common::wait_serving(&server).await;
@@ -287,7 +376,7 @@ async fn analyze(
 
 #[tokio::test]
 async fn the_server_reports_and_serves_the_transformer_models() {
-    let server = start_server().await;
+    let server = start_server("ner-tiny", "nli-tiny").await;
     let models = server.models().await;
     for task in ["ner", "stance"] {
         let m = models.iter().find(|m| m.task == task).unwrap();
@@ -295,12 +384,30 @@ async fn the_server_reports_and_serves_the_transformer_models() {
     }
     let ner = models.iter().find(|m| m.task == "ner").unwrap();
     assert_eq!(ner.labels, ["LOC", "MISC", "ORG", "PER"]);
+    assert_served_entities(&server, &ner_fixtures()[0]).await;
+}
 
-    // Entities through the server are the pipeline's (strategy "first"),
-    // with byte offsets that agree with the characters.
-    for case in ner_cases() {
+#[tokio::test]
+async fn a_roberta_model_serves_the_pipeline_entities() {
+    let server = start_server("ner-roberta-tiny", "nli-roberta-tiny").await;
+    let models = server.models().await;
+    let ner = models.iter().find(|m| m.task == "ner").unwrap();
+    assert_eq!(ner.name, "ner-roberta-tiny");
+    assert!(ner
+        .components
+        .iter()
+        .any(|c| c == "transformer-ner:roberta"));
+    assert_served_entities(&server, &ner_fixtures()[2]).await;
+}
+
+/// Entities through the server are the pipeline's (strategy "first"), with
+/// byte offsets that agree with the characters, less any the pipeline gave
+/// that cover no text (the server leaves those out).
+async fn assert_served_entities(server: &common::TestServer, fixture: &NerFixture) {
+    for case in &fixture.cases {
         let text = case["text"].as_str().unwrap();
-        let events = analyze(&server, text, &["nobody-mentioned"]).await;
+        let chars: Vec<char> = text.chars().collect();
+        let events = analyze(server, text, &["nobody-mentioned"]).await;
         let mut got = Vec::new();
         for e in &events {
             if let Some(Event::Sentence(s)) = &e.event {
@@ -312,32 +419,47 @@ async fn the_server_reports_and_serves_the_transformer_models() {
                     );
                     got.push((
                         m.label.clone(),
-                        span.start_char as u64,
-                        span.end_char as u64,
+                        span.start_char as usize,
+                        span.end_char as usize,
                     ));
                 }
             }
         }
-        let want: Vec<(String, u64, u64)> = case["pipeline"]["first"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                (
-                    e["entity_group"].as_str().unwrap().to_string(),
-                    e["start"].as_u64().unwrap(),
-                    e["end"].as_u64().unwrap(),
-                )
-            })
-            .collect();
-        assert_eq!(got, want, "{}", case["name"]);
+        let mut want = Vec::new();
+        for e in case["pipeline"]["first"].as_array().unwrap() {
+            let (start, end) = (
+                e["start"].as_u64().unwrap() as usize,
+                e["end"].as_u64().unwrap() as usize,
+            );
+            if chars[start..end].iter().all(|c| c.is_whitespace()) {
+                continue;
+            }
+            let label = e["entity_group"].as_str().unwrap().to_string();
+            want.push((label, start, end));
+        }
+        assert_eq!(got, want, "{} / {}", fixture.name(), case["name"]);
     }
 }
 
 #[tokio::test]
 async fn nli_stance_is_the_softmax_of_the_entailment_logits_per_target() {
-    let server = start_server().await;
-    let cases = expected()["nli"]["cases"].as_array().unwrap().clone();
+    let others = architectures();
+    for (ner, nli, cases) in [
+        ("ner-tiny", "nli-tiny", expected()["nli"]["cases"].clone()),
+        (
+            "ner-roberta-tiny",
+            "nli-roberta-tiny",
+            others["nli"]["roberta"]["cases"].clone(),
+        ),
+    ] {
+        let server = start_server(ner, nli).await;
+        assert_stance_follows_entailment(&server, cases.as_array().unwrap()).await;
+    }
+}
+
+/// `cases` hold, in threes, one premise with its FAVOR / AGAINST / NEUTRAL
+/// hypotheses and the model's logits for each.
+async fn assert_stance_follows_entailment(server: &common::TestServer, cases: &[Value]) {
     // Three premises, each with its FAVOR / AGAINST / NEUTRAL hypotheses
     // about a target it names.
     let triples = [("the merger", 3), ("nuclear power", 6), ("José Müller", 9)];
@@ -347,7 +469,7 @@ async fn nli_stance_is_the_softmax_of_the_entailment_logits_per_target() {
         .collect();
     let article = article.join(" ");
     let targets: Vec<&str> = triples.iter().map(|(t, _)| *t).collect();
-    let events = analyze(&server, &article, &targets).await;
+    let events = analyze(server, &article, &targets).await;
     let stances: Vec<&pb::Stance> = events
         .iter()
         .filter_map(|e| match &e.event {

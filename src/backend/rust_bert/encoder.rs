@@ -47,7 +47,8 @@ impl BertEncoder {
             });
         }
         let tokenizer = dir.tokenizer()?;
-        let config = BertConfig::from_file(&dir.config);
+        // Checked first: rust-bert's `from_file` panics on what it cannot parse.
+        let config = BertConfig::from_file(dir.rust_bert_config()?.path());
         // A checkpoint saved from a bare BertModel names its tensors
         // `embeddings...`; one saved from a task model, `bert.embeddings...`.
         let names = safetensors_names(&dir.weights).unwrap_or_default();

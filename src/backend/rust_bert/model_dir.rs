@@ -46,6 +46,7 @@ struct HfConfig {
     #[serde(default)]
     id2label: BTreeMap<String, String>,
     max_position_embeddings: Option<usize>,
+    pad_token_id: Option<usize>,
     #[serde(default, rename = "_name_or_path")]
     name_or_path: String,
 }
@@ -71,7 +72,8 @@ pub struct ModelDir {
     pub weights: PathBuf,
     /// Class labels by id, from `id2label` (empty for a bare encoder).
     pub labels: Vec<String>,
-    /// Longest input the position embeddings allow.
+    /// Longest input (special tokens included) the position embeddings
+    /// allow.
     pub max_positions: usize,
     pub(crate) vocab: PathBuf,
     pub(crate) merges: Option<PathBuf>,
@@ -133,7 +135,11 @@ impl ModelDir {
             config: config_path,
             weights,
             labels,
-            max_positions: config.max_position_embeddings.unwrap_or(512),
+            max_positions: usable_positions(
+                model_type,
+                config.max_position_embeddings.unwrap_or(512),
+                config.pad_token_id,
+            ),
             vocab,
             merges,
             lower_case: tokenizer.do_lower_case.unwrap_or(default_lower),
@@ -168,6 +174,15 @@ impl ModelDir {
         )
     }
 
+    /// Whether the tokenizer is GPT-2's byte-level BPE, where a piece's
+    /// leading `Ġ` is the space before it.
+    pub fn byte_level_bpe(&self) -> bool {
+        matches!(
+            self.model_type,
+            ModelType::Roberta | ModelType::Bart | ModelType::Deberta
+        )
+    }
+
     /// Whether the architecture takes segment (token type) ids.
     pub fn uses_token_types(&self) -> bool {
         !matches!(
@@ -191,6 +206,52 @@ impl ModelDir {
         }
     }
 
+    /// `config.json` checked against rust-bert's reading of it, completed
+    /// where needed. rust-bert's config types require a few fields that
+    /// `transformers` no longer writes (DistilBERT's `tie_weights_`), and its
+    /// loader panics on a config it cannot parse; here a field with a known
+    /// default is filled in (in a temporary copy that lives as long as the
+    /// returned value: rust-bert reads the config once, while building the
+    /// model) and anything else is a start-up error that says what is wrong.
+    pub(crate) fn rust_bert_config(&self) -> Result<ConfigFile, TransformerError> {
+        let bad = |message: String| TransformerError::Config {
+            path: self.config.clone(),
+            message,
+        };
+        let mut value: serde_json::Value =
+            read_json(&self.config)?.ok_or_else(|| missing(&self.path, "config.json"))?;
+        let added = complete_config(self.model_type, &mut value);
+        check_config(self.model_type, &value).map_err(|e| {
+            bad(format!(
+                "rust-bert cannot read it as {:?}: {e}",
+                self.model_type
+            ))
+        })?;
+        if added.is_empty() {
+            return Ok(ConfigFile {
+                path: self.config.clone(),
+                temporary: false,
+            });
+        }
+        tracing::debug!(config = %self.config.display(), ?added, "completing config.json for rust-bert");
+        static COPIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "article-analyzer-{}-{n}-config.json",
+            std::process::id()
+        ));
+        std::fs::write(&path, value.to_string()).map_err(|e| {
+            bad(format!(
+                "writing a completed copy to {}: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(ConfigFile {
+            path,
+            temporary: true,
+        })
+    }
+
     /// Index of the label named `name` (case-insensitive).
     pub fn label_id(&self, name: &str) -> Option<usize> {
         self.labels
@@ -199,12 +260,79 @@ impl ModelDir {
     }
 }
 
+/// The `config.json` rust-bert reads: the directory's own, or a completed
+/// temporary copy that is removed when this is dropped.
+pub(crate) struct ConfigFile {
+    path: PathBuf,
+    temporary: bool,
+}
+
+impl ConfigFile {
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Fills in the fields rust-bert requires but `transformers` may omit, with
+/// the value `transformers` assumes; returns the names filled in.
+fn complete_config(model_type: ModelType, config: &mut serde_json::Value) -> Vec<&'static str> {
+    let defaults: &[(&'static str, serde_json::Value)] = match model_type {
+        // Only the masked-LM head ties weights; classification ignores it.
+        ModelType::DistilBert => &[("tie_weights_", serde_json::Value::Bool(true))],
+        _ => &[],
+    };
+    let Some(object) = config.as_object_mut() else {
+        return Vec::new();
+    };
+    let mut added = Vec::new();
+    for (key, value) in defaults {
+        if !object.contains_key(*key) {
+            object.insert((*key).to_string(), value.clone());
+            added.push(*key);
+        }
+    }
+    added
+}
+
+/// Parses `config` as rust-bert's config type for `model_type` would.
+fn check_config(
+    model_type: ModelType,
+    config: &serde_json::Value,
+) -> Result<(), serde_json::Error> {
+    use serde::de::{DeserializeOwned, IntoDeserializer};
+    fn parse<T: DeserializeOwned>(config: &serde_json::Value) -> Result<(), serde_json::Error> {
+        T::deserialize(config.clone().into_deserializer()).map(drop)
+    }
+    match model_type {
+        ModelType::Bert | ModelType::Roberta | ModelType::XLMRoberta => {
+            parse::<rust_bert::bert::BertConfig>(config)
+        }
+        ModelType::DistilBert => parse::<rust_bert::distilbert::DistilBertConfig>(config),
+        ModelType::Deberta => parse::<rust_bert::deberta::DebertaConfig>(config),
+        ModelType::DebertaV2 => parse::<rust_bert::deberta_v2::DebertaV2Config>(config),
+        ModelType::Electra => parse::<rust_bert::electra::ElectraConfig>(config),
+        ModelType::MobileBert => parse::<rust_bert::mobilebert::MobileBertConfig>(config),
+        ModelType::Albert => parse::<rust_bert::albert::AlbertConfig>(config),
+        ModelType::Bart => parse::<rust_bert::bart::BartConfig>(config),
+        _ => Ok(()),
+    }
+}
+
 /// A rust-bert pipeline configuration (`TokenClassificationConfig`,
 /// `SequenceClassificationConfig`: the same resource fields) for a
 /// [`ModelDir`], on the CPU in full precision, plus the given extra fields.
 macro_rules! pipeline_config {
-    ($dir:expr, $config:ident { $($field:ident: $value:expr),* $(,)? }) => {{
+    ($dir:expr, $config_file:expr, $config:ident { $($field:ident: $value:expr),* $(,)? }) => {{
         let dir: &$crate::backend::rust_bert::ModelDir = $dir;
+        let config_file: &$crate::backend::rust_bert::model_dir::ConfigFile = $config_file;
         let local = |p: &std::path::Path| {
             Box::new(rust_bert::resources::LocalResource::from(p.to_path_buf()))
                 as Box<dyn rust_bert::resources::ResourceProvider + Send>
@@ -212,7 +340,7 @@ macro_rules! pipeline_config {
         $config {
             model_type: dir.model_type,
             model_resource: dir.model_resource(),
-            config_resource: local(&dir.config),
+            config_resource: local(config_file.path()),
             vocab_resource: local(&dir.vocab),
             merges_resource: dir.merges.as_deref().map(local),
             lower_case: dir.lower_case,
@@ -251,6 +379,18 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, T
             path: path.to_path_buf(),
             message: e.to_string(),
         })
+}
+
+/// How many positions an input may fill. RoBERTa-style models number
+/// positions from `pad_token_id + 1` (a roberta-base has 514 embeddings for
+/// 512 tokens); the others from 0.
+fn usable_positions(model_type: ModelType, embeddings: usize, pad_id: Option<usize>) -> usize {
+    match model_type {
+        ModelType::Roberta | ModelType::XLMRoberta => {
+            embeddings.saturating_sub(pad_id.unwrap_or(1) + 1)
+        }
+        _ => embeddings,
+    }
 }
 
 fn model_type(name: &str) -> Option<ModelType> {
@@ -318,4 +458,80 @@ fn labels(
         *slot = Some(label.clone());
     }
     Ok(labels.into_iter().flatten().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A DistilBERT directory whose config holds `fields` (weights and vocab
+    /// are empty files: only their presence is checked on opening).
+    fn distilbert_dir(name: &str, fields: serde_json::Value) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("aa-model-dir-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut config = serde_json::json!({
+            "model_type": "distilbert", "activation": "gelu", "attention_dropout": 0.1,
+            "dim": 32, "dropout": 0.1, "hidden_dim": 64, "initializer_range": 0.02,
+            "max_position_embeddings": 128, "n_heads": 2, "n_layers": 2, "qa_dropout": 0.1,
+            "seq_classif_dropout": 0.2, "sinusoidal_pos_embds": false, "vocab_size": 10,
+            "id2label": {"0": "O", "1": "B-PER"}
+        });
+        for (k, v) in fields.as_object().unwrap() {
+            if v.is_null() {
+                config.as_object_mut().unwrap().remove(k);
+            } else {
+                config[k] = v.clone();
+            }
+        }
+        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+        std::fs::write(dir.join("vocab.txt"), "[PAD]\n").unwrap();
+        std::fs::write(dir.join("model.safetensors"), "").unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_field_transformers_no_longer_writes_is_filled_in_a_temporary_copy() {
+        let dir = distilbert_dir("complete", serde_json::json!({}));
+        let model = ModelDir::open(&dir).unwrap();
+        let config = model.rust_bert_config().unwrap();
+        assert_ne!(config.path(), model.config, "a completed copy");
+        let copy: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(config.path()).unwrap()).unwrap();
+        assert_eq!(copy["tie_weights_"], true);
+        assert_eq!(copy["dim"], 32);
+        let path = config.path().to_path_buf();
+        drop(config);
+        assert!(
+            !path.exists(),
+            "the copy is removed once the model is built"
+        );
+
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let dir = distilbert_dir("given", serde_json::json!({"tie_weights_": false}));
+        let model = ModelDir::open(&dir).unwrap();
+        assert_eq!(model.rust_bert_config().unwrap().path(), model.config);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_config_rust_bert_cannot_read_is_an_error_not_a_panic() {
+        let dir = distilbert_dir(
+            "broken",
+            serde_json::json!({"dim": null, "n_layers": "two"}),
+        );
+        let model = ModelDir::open(&dir).unwrap();
+        let err = model.rust_bert_config().err().expect("an error");
+        let message = err.to_string();
+        assert!(matches!(err, TransformerError::Config { .. }), "{message}");
+        assert!(message.contains("config.json"), "{message}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn roberta_positions_start_after_the_padding_id() {
+        assert_eq!(usable_positions(ModelType::Roberta, 514, Some(1)), 512);
+        assert_eq!(usable_positions(ModelType::XLMRoberta, 514, None), 512);
+        assert_eq!(usable_positions(ModelType::Bert, 512, Some(0)), 512);
+    }
 }

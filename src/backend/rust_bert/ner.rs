@@ -16,7 +16,7 @@ use super::softmax;
 use super::windows::plan_windows;
 use crate::backend::spacy::SpacyRecognizer;
 use crate::config::{Aggregation, TransformerConfig};
-use crate::pipeline::{AnalysisError, EntityRecognizer, Mention, ModelInfo, Recognized};
+use crate::pipeline::{AnalysisError, EntityRecognizer, Mention, ModelInfo, Recognized, Sentence};
 use crate::text::OffsetMap;
 
 /// Windows per forward pass: enough to keep the cores busy on a long
@@ -66,8 +66,10 @@ impl TokenClassifier {
             });
         }
         let tokenizer = dir.tokenizer()?;
+        let config_file = dir.rust_bert_config()?;
         let config = pipeline_config!(
             &dir,
+            &config_file,
             TokenClassificationConfig {
                 label_aggregation_function: LabelAggregationOption::First,
                 batch_size: WINDOWS_PER_BATCH,
@@ -151,9 +153,15 @@ impl TokenClassifier {
         // Pieces that map to no text (none for the supported tokenizers)
         // cannot be placed, so they are left out.
         let mut pieces = Vec::new();
+        let trim = self.dir.byte_level_bpe();
+        let add_prefix_space = self.dir.add_prefix_space.unwrap_or(false);
         for (i, offset) in tokens.offsets.iter().enumerate() {
             let Some(offset) = offset else { continue };
-            let (start, end) = (offset.begin as usize, offset.end as usize);
+            let (mut start, mut end) = (offset.begin as usize, offset.end as usize);
+            if trim {
+                (start, end) =
+                    trim_space_offsets(&tokens.tokens[i], start, end, i == 0, add_prefix_space);
+            }
             let is_subword = if ids[i] == self.unk_id {
                 // An unknown piece is a word of its own, whatever it covers.
                 false
@@ -292,6 +300,72 @@ impl TokenClassifier {
     }
 }
 
+/// Puts each entity, as a mention with char and byte offsets, into the
+/// sentence it starts in (else the last one before it), replacing the
+/// spaCy mentions there. Byte-level BPE models have pieces that are only a
+/// space (`Ġ`), which the pipeline's grouping can turn into an entity with
+/// no text: nothing a caller could use, so those are left out.
+fn place_entities(text: &str, entities: Vec<EntityGroup>, sentences: &mut [Sentence]) {
+    let map = OffsetMap::new(text);
+    // Byte offset of every code point, and of the end.
+    let bytes: Vec<usize> = text
+        .char_indices()
+        .map(|(b, _)| b)
+        .chain(std::iter::once(text.len()))
+        .collect();
+    for sentence in sentences.iter_mut() {
+        sentence.mentions.clear();
+    }
+    for entity in entities {
+        let (Some(&start), Some(&end)) = (bytes.get(entity.start_char), bytes.get(entity.end_char))
+        else {
+            continue;
+        };
+        if start >= end || text[start..end].trim().is_empty() {
+            continue;
+        }
+        let mention = Mention {
+            text: text[start..end].to_string(),
+            label: entity.label,
+            span: map.span(start, end),
+        };
+        let index = sentences
+            .iter()
+            .rposition(|s| s.span.start_byte <= start)
+            .unwrap_or(0);
+        if let Some(sentence) = sentences.get_mut(index) {
+            sentence.mentions.push(mention);
+        }
+    }
+}
+
+/// The offsets of a byte-level BPE piece without the spaces it carries, as
+/// the Hugging Face fast tokenizers report them (`trim_offsets`): rust
+/// tokenizers counts the space a `Ġ` stands for as part of the piece, so
+/// `ĠSmith` covers " Smith" there and "Smith" in `transformers`. A piece of
+/// spaces only ends up empty, at its end; the first piece keeps its start
+/// when the tokenizer adds a prefix space (that space is not in the text).
+fn trim_space_offsets(
+    piece: &str,
+    start: usize,
+    end: usize,
+    first: bool,
+    add_prefix_space: bool,
+) -> (usize, usize) {
+    const SPACE: char = '\u{120}'; // 'Ġ', the byte-level symbol for b' '
+    let is_space = |c: &char| *c == SPACE || c.is_whitespace();
+    let leading = piece.chars().take_while(is_space).count();
+    let trailing = piece.chars().rev().take_while(is_space).count();
+    let (mut start, mut end) = (start, end);
+    if leading > 0 && !(add_prefix_space && (first || start == 0)) {
+        start = (start + leading).min(end);
+    }
+    if trailing > 0 && end >= trailing {
+        end = (end - trailing).max(start);
+    }
+    (start, end)
+}
+
 /// Pads rows of ids to one length: ids, attention mask and segment ids.
 pub(crate) fn pad_rows(rows: &[(Vec<i64>, Vec<i8>)], pad_id: i64) -> (Tensor, Tensor, Tensor) {
     let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
@@ -389,37 +463,90 @@ impl EntityRecognizer for TransformerRecognizer {
     fn recognize(&self, text: &str) -> Result<Recognized, AnalysisError> {
         let mut doc = self.spacy.recognize(text)?;
         let entities = self.classifier.entities(text, self.aggregation)?;
-        let map = OffsetMap::new(text);
-        // Byte offset of every code point, and of the end.
-        let bytes: Vec<usize> = text
-            .char_indices()
-            .map(|(b, _)| b)
-            .chain(std::iter::once(text.len()))
-            .collect();
-        for sentence in &mut doc.sentences {
-            sentence.mentions.clear();
-        }
-        for entity in entities {
-            let (Some(&start), Some(&end)) =
-                (bytes.get(entity.start_char), bytes.get(entity.end_char))
-            else {
-                continue;
-            };
-            let mention = Mention {
-                text: text[start..end].to_string(),
-                label: entity.label,
-                span: map.span(start, end),
-            };
-            // The sentence the entity starts in, else the last one before it.
-            let index = doc
-                .sentences
-                .iter()
-                .rposition(|s| s.span.start_byte <= start)
-                .unwrap_or(0);
-            if let Some(sentence) = doc.sentences.get_mut(index) {
-                sentence.mentions.push(mention);
-            }
-        }
+        place_entities(text, entities, &mut doc.sentences);
         Ok(doc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_level_pieces_lose_the_spaces_they_carry() {
+        // "Paris  is": `ĠSmith`-like pieces start after their space.
+        assert_eq!(trim_space_offsets("\u{120}is", 6, 9, false, false), (7, 9));
+        // A piece of one space is empty, at its end.
+        assert_eq!(trim_space_offsets("\u{120}", 5, 6, false, false), (6, 6));
+        // A newline (`Ċ`) is not trimmed, nor a piece without spaces.
+        assert_eq!(
+            trim_space_offsets("\u{10a}", 16, 17, false, false),
+            (16, 17)
+        );
+        assert_eq!(trim_space_offsets("aris", 1, 5, false, false), (1, 5));
+        // With an added prefix space, the first piece's space is not in the
+        // text, so its start stays.
+        assert_eq!(trim_space_offsets("\u{120}John", 0, 4, true, true), (0, 4));
+    }
+
+    fn group(label: &str, start_char: usize, end_char: usize) -> EntityGroup {
+        EntityGroup {
+            label: label.into(),
+            start_char,
+            end_char,
+            score: 0.9,
+        }
+    }
+
+    #[test]
+    fn entities_go_to_their_sentence_and_empty_ones_are_left_out() {
+        let text = "Zürich is big. Anna  met Bob.";
+        let map = OffsetMap::new(text);
+        let sentence = |index: usize, start: usize, end: usize| Sentence {
+            index,
+            span: map.span(start, end),
+            text: text[start..end].to_string(),
+            first_token: 0,
+            tokens: Vec::new(),
+            mentions: vec![Mention {
+                text: "spaCy".into(),
+                label: "ORG".into(),
+                span: map.span(0, 1),
+            }],
+        };
+        let second = text.find("Anna").unwrap();
+        let mut sentences = vec![sentence(0, 0, second - 1), sentence(1, second, text.len())];
+        let entities = vec![
+            group("LOC", 0, 6),
+            group("PER", 15, 19),
+            group("MISC", 20, 20), // nothing
+            group("MISC", 19, 21), // two spaces
+            group("PER", 25, 28),
+            group("ORG", 40, 44), // past the end
+        ];
+        place_entities(text, entities, &mut sentences);
+        let got: Vec<Vec<(&str, &str, usize, usize)>> = sentences
+            .iter()
+            .map(|s| {
+                s.mentions
+                    .iter()
+                    .map(|m| {
+                        (
+                            m.label.as_str(),
+                            m.text.as_str(),
+                            m.span.start_char,
+                            m.span.start_byte,
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                vec![("LOC", "Zürich", 0, 0)],
+                vec![("PER", "Anna", 15, 16), ("PER", "Bob", 25, 26)],
+            ]
+        );
     }
 }

@@ -57,7 +57,8 @@ impl NliModel {
                 ),
             })?;
         let tokenizer = dir.tokenizer()?;
-        let config = pipeline_config!(&dir, SequenceClassificationConfig {});
+        let config_file = dir.rust_bert_config()?;
+        let config = pipeline_config!(&dir, &config_file, SequenceClassificationConfig {});
         let model =
             SequenceClassificationOption::new(&config).map_err(|e| dir.rust_bert_error(e))?;
         let pad_id = tokenizer.get_pad_id().unwrap_or(0);
