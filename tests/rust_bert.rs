@@ -262,6 +262,7 @@ fn nli_inputs_and_logits_match_transformers_with_entailment_read_from_the_config
             "nli-roberta-tiny",
             others["nli"]["roberta"]["cases"].clone(),
         ),
+        ("nli-bart-tiny", others["nli"]["bart"]["cases"].clone()),
     ] {
         let model =
             NliModel::load(&fixtures().join(dir)).unwrap_or_else(|e| panic!("loading {dir}: {e}"));
@@ -450,6 +451,11 @@ async fn nli_stance_is_the_softmax_of_the_entailment_logits_per_target() {
             "ner-roberta-tiny",
             "nli-roberta-tiny",
             others["nli"]["roberta"]["cases"].clone(),
+        ),
+        (
+            "ner-tiny",
+            "nli-bart-tiny",
+            others["nli"]["bart"]["cases"].clone(),
         ),
     ] {
         let server = start_server(ner, nli).await;

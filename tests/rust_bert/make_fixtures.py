@@ -15,9 +15,10 @@ What it writes (all deterministic: fixed seeds, CPU, float32):
                   pipeline's output for aggregation first/average/max; for
                   nli-tiny: (premise, hypothesis) pairs with ids, token type ids,
                   logits and probabilities
-  ner-distilbert-tiny/, ner-roberta-tiny/, nli-roberta-tiny/
-                  the same tasks in DistilBERT (WordPiece, no token types) and
-                  RoBERTa (a byte-level BPE vocab.json + merges.txt trained here)
+  ner-distilbert-tiny/, ner-roberta-tiny/, nli-roberta-tiny/, nli-bart-tiny/
+                  the same tasks in DistilBERT (WordPiece, no token types),
+                  RoBERTa and BART (a byte-level BPE vocab.json + merges.txt
+                  trained here)
   architectures-expected.json
                   their outputs, with the same fields as expected.json
   minilm-expected.json
@@ -44,6 +45,9 @@ from transformers import (
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
     AutoTokenizer,
+    BartConfig,
+    BartForSequenceClassification,
+    BartTokenizerFast,
     BertConfig,
     BertForSequenceClassification,
     BertForTokenClassification,
@@ -227,7 +231,7 @@ ROBERTA_TINY = dict(TINY, max_position_embeddings=TINY["max_position_embeddings"
                     type_vocab_size=1)
 
 
-def write_byte_level_bpe(model_dir, minilm_vocab, size=1200):
+def write_byte_level_bpe(model_dir, minilm_vocab, size=1200, tokenizer_class="RobertaTokenizer"):
     """A byte-level BPE vocabulary (vocab.json + merges.txt) trained on the
     cased word list and the common MiniLM words: every byte has a symbol, so
     nothing is unknown, and most words split into several pieces."""
@@ -242,7 +246,7 @@ def write_byte_level_bpe(model_dir, minilm_vocab, size=1200):
     bpe.train_from_iterator(corpus, trainer)
     bpe.model.save(model_dir)
     config = {
-        "tokenizer_class": "RobertaTokenizer",
+        "tokenizer_class": tokenizer_class,
         "add_prefix_space": False,
         "trim_offsets": True,
         "errors": "replace",
@@ -316,6 +320,31 @@ def make_roberta_nli(out_dir, minilm_vocab):
         model.classifier.dense.weight.normal_(0.0, 0.3)
     widen_encoder(model, 0.2, model.roberta.encoder)
     scale_head(model, 0.8, 0.2, {1: 0.8}, head=model.classifier.out_proj)
+    model.save_pretrained(model_dir, safe_serialization=True)
+    return model_dir
+
+
+def make_bart_nli(out_dir, minilm_vocab):
+    """A tiny BART MNLI-style classifier (encoder-decoder; the head reads the
+    decoder's state at the last </s>), on the RoBERTa fixtures' BPE vocab."""
+    model_dir = os.path.join(out_dir, "nli-bart-tiny")
+    os.makedirs(model_dir, exist_ok=True)
+    size = write_byte_level_bpe(model_dir, minilm_vocab, tokenizer_class="BartTokenizer")
+    torch.manual_seed(20240606)
+    config = BartConfig(vocab_size=size, d_model=TINY["hidden_size"], encoder_layers=2,
+                        decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
+                        encoder_ffn_dim=TINY["intermediate_size"],
+                        decoder_ffn_dim=TINY["intermediate_size"],
+                        max_position_embeddings=TINY["max_position_embeddings"],
+                        pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2,
+                        num_labels=3, id2label=dict(enumerate(NLI_LABELS)),
+                        label2id={l: i for i, l in enumerate(NLI_LABELS)})
+    model = BartForSequenceClassification(config)
+    with torch.no_grad():
+        model.model.shared.weight.normal_(0.0, 0.5)
+        model.classification_head.dense.weight.normal_(0.0, 0.3)
+    widen_encoder(model, 0.3, model.model)
+    scale_head(model, 0.8, 0.2, {1: -1.0}, head=model.classification_head.out_proj)
     model.save_pretrained(model_dir, safe_serialization=True)
     return model_dir
 
@@ -415,7 +444,7 @@ def ner_expected(model_dir, tokenizer_class=BertTokenizerFast):
 
 
 def tokenizer_description(tok):
-    if isinstance(tok, RobertaTokenizerFast):
+    if isinstance(tok, (RobertaTokenizerFast, BartTokenizerFast)):
         return "with a byte-level BPE vocab.json + merges.txt, add_prefix_space false"
     return "from vocab.txt, do_lower_case false (cased, accents kept)"
 
@@ -454,7 +483,8 @@ def nli_expected(model_dir, tokenizer_class=BertTokenizerFast):
             "probabilities": r(probs.tolist(), 7),
             "label": NLI_LABELS[int(probs.argmax())],
         })
-    description = (tokenizer_description(tok) if isinstance(tok, RobertaTokenizerFast)
+    description = (tokenizer_description(tok)
+                   if isinstance(tok, (RobertaTokenizerFast, BartTokenizerFast))
                    else "from vocab.txt, do_lower_case true (accents stripped)")
     return {
         "model_dir": os.path.basename(model_dir),
@@ -613,6 +643,7 @@ def main():
             "nli": {
                 "roberta": nli_expected(make_roberta_nli(args.out, minilm_vocab),
                                         RobertaTokenizerFast),
+                "bart": nli_expected(make_bart_nli(args.out, minilm_vocab), BartTokenizerFast),
             },
         }
         write_json(os.path.join(args.out, "architectures-expected.json"), others)

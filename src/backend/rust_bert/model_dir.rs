@@ -112,6 +112,14 @@ impl ModelDir {
                 )
             })?;
 
+        if model_type == ModelType::DebertaV2 {
+            tracing::warn!(
+                dir = %dir.display(),
+                "DeBERTa v2/v3 runs through rust-bert 0.23, whose disentangled attention does \
+                 not match transformers' (a tiny test model's logits differed by up to 3.4); \
+                 scores will differ from the same model in Python (docs/rust-bert.md)"
+            );
+        }
         let (vocab, merges) = vocabulary(dir, model_type)?;
         let labels = labels(&config_path, &config.id2label)?;
         // BERT-style tokenizers lower-case unless told otherwise (as the
