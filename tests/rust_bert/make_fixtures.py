@@ -96,6 +96,12 @@ May June July August September October November December World Cup Olympic Games
 """.split()
 
 
+def label_maps(labels):
+    """num_labels, id2label and label2id for a model config."""
+    return dict(num_labels=len(labels), id2label=dict(enumerate(labels)),
+                label2id={l: i for i, l in enumerate(labels)})
+
+
 def read_vocab(path):
     with open(path, encoding="utf-8") as f:
         return [line.rstrip("\n") for line in f]
@@ -190,9 +196,7 @@ def make_ner(out_dir, minilm_vocab):
     os.makedirs(model_dir, exist_ok=True)
     vocab = build_vocab(minilm_vocab, cased=True)
     torch.manual_seed(20240601)
-    config = BertConfig(vocab_size=len(vocab), pad_token_id=0, num_labels=len(NER_LABELS),
-                        id2label=dict(enumerate(NER_LABELS)),
-                        label2id={l: i for i, l in enumerate(NER_LABELS)}, **TINY)
+    config = BertConfig(vocab_size=len(vocab), pad_token_id=0, **label_maps(NER_LABELS), **TINY)
     model = BertForTokenClassification(config)
     with torch.no_grad():
         # Larger embeddings so the token identity, not only the position,
@@ -210,9 +214,7 @@ def make_nli(out_dir, minilm_vocab):
     os.makedirs(model_dir, exist_ok=True)
     vocab = build_vocab(minilm_vocab, cased=False)
     torch.manual_seed(20240602)
-    config = BertConfig(vocab_size=len(vocab), pad_token_id=0, num_labels=3,
-                        id2label=dict(enumerate(NLI_LABELS)),
-                        label2id={l: i for i, l in enumerate(NLI_LABELS)}, **TINY)
+    config = BertConfig(vocab_size=len(vocab), pad_token_id=0, **label_maps(NLI_LABELS), **TINY)
     model = BertForSequenceClassification(config)
     with torch.no_grad():
         model.bert.embeddings.word_embeddings.weight.normal_(0.0, 0.5)
@@ -276,8 +278,7 @@ def make_distilbert_ner(out_dir, minilm_vocab):
                               n_heads=TINY["num_attention_heads"],
                               hidden_dim=TINY["intermediate_size"],
                               max_position_embeddings=TINY["max_position_embeddings"],
-                              num_labels=len(NER_LABELS), id2label=dict(enumerate(NER_LABELS)),
-                              label2id={l: i for i, l in enumerate(NER_LABELS)})
+                              **label_maps(NER_LABELS))
     model = DistilBertForTokenClassification(config)
     with torch.no_grad():
         model.distilbert.embeddings.word_embeddings.weight.normal_(0.0, 0.5)
@@ -295,8 +296,7 @@ def make_roberta_ner(out_dir, minilm_vocab):
     size = write_byte_level_bpe(model_dir, minilm_vocab)
     torch.manual_seed(20240604)
     config = RobertaConfig(vocab_size=size, pad_token_id=1, bos_token_id=0, eos_token_id=2,
-                           num_labels=len(NER_LABELS), id2label=dict(enumerate(NER_LABELS)),
-                           label2id={l: i for i, l in enumerate(NER_LABELS)}, **ROBERTA_TINY)
+                           **label_maps(NER_LABELS), **ROBERTA_TINY)
     model = RobertaForTokenClassification(config)
     with torch.no_grad():
         model.roberta.embeddings.word_embeddings.weight.normal_(0.0, 0.5)
@@ -312,8 +312,7 @@ def make_roberta_nli(out_dir, minilm_vocab):
     size = write_byte_level_bpe(model_dir, minilm_vocab)
     torch.manual_seed(20240605)
     config = RobertaConfig(vocab_size=size, pad_token_id=1, bos_token_id=0, eos_token_id=2,
-                           num_labels=3, id2label=dict(enumerate(NLI_LABELS)),
-                           label2id={l: i for i, l in enumerate(NLI_LABELS)}, **ROBERTA_TINY)
+                           **label_maps(NLI_LABELS), **ROBERTA_TINY)
     model = RobertaForSequenceClassification(config)
     with torch.no_grad():
         model.roberta.embeddings.word_embeddings.weight.normal_(0.0, 0.5)
@@ -337,8 +336,7 @@ def make_bart_nli(out_dir, minilm_vocab):
                         decoder_ffn_dim=TINY["intermediate_size"],
                         max_position_embeddings=TINY["max_position_embeddings"],
                         pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2,
-                        num_labels=3, id2label=dict(enumerate(NLI_LABELS)),
-                        label2id={l: i for i, l in enumerate(NLI_LABELS)})
+                        **label_maps(NLI_LABELS))
     model = BartForSequenceClassification(config)
     with torch.no_grad():
         model.model.shared.weight.normal_(0.0, 0.5)
