@@ -15,10 +15,10 @@ What it writes (all deterministic: fixed seeds, CPU, float32):
                   pipeline's output for aggregation first/average/max; for
                   nli-tiny: (premise, hypothesis) pairs with ids, token type ids,
                   logits and probabilities
-  ner-distilbert-tiny/, ner-roberta-tiny/, nli-roberta-tiny/, nli-bart-tiny/
-                  the same tasks in DistilBERT (WordPiece, no token types),
+  ner-distilbert-tiny/, ner-roberta-tiny/, ner-xlmr-tiny/, nli-roberta-tiny/,
+  nli-bart-tiny/  the same tasks in DistilBERT (WordPiece, no token types),
                   RoBERTa and BART (a byte-level BPE vocab.json + merges.txt
-                  trained here)
+                  trained here) and XLM-R (a SentencePiece model trained here)
   architectures-expected.json
                   their outputs, with the same fields as expected.json
   minilm-expected.json
@@ -61,6 +61,9 @@ from transformers import (
     RobertaForSequenceClassification,
     RobertaForTokenClassification,
     RobertaTokenizerFast,
+    XLMRobertaConfig,
+    XLMRobertaForTokenClassification,
+    XLMRobertaTokenizerFast,
     pipeline,
 )
 
@@ -268,6 +271,53 @@ def write_byte_level_bpe(model_dir, minilm_vocab, size=1200, tokenizer_class="Ro
     return bpe.get_vocab_size()
 
 
+def write_xlmr_sentencepiece(model_dir, minilm_vocab, size=800):
+    """A unigram SentencePiece model in XLM-R's layout (sentencepiece's own
+    <unk> 0, <s> 1, </s> 2; the tokenizer shifts ids by one for <pad>)."""
+    import io
+    import sentencepiece as spm
+    words = CASED_WORDS + [w for w in common_entries(minilm_vocab, 900) if not w.startswith("##")]
+    corpus = [" ".join(words[i:i + 20]) + " , . ! ? ( ) $ 3 5 7" for i in range(0, len(words), 20)]
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(corpus), model_writer=buf, vocab_size=size,
+        model_type="unigram", character_coverage=1.0, num_threads=1,
+        shuffle_input_sentence=False, input_sentence_size=0, minloglevel=2)
+    with open(os.path.join(model_dir, "sentencepiece.bpe.model"), "wb") as f:
+        f.write(buf.getvalue())
+    config = {
+        "tokenizer_class": "XLMRobertaTokenizer",
+        "model_max_length": TINY["max_position_embeddings"],
+        "clean_up_tokenization_spaces": True,
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "sep_token": "</s>",
+        "cls_token": "<s>",
+        "unk_token": "<unk>",
+        "pad_token": "<pad>",
+        "mask_token": "<mask>",
+    }
+    with open(os.path.join(model_dir, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2)
+        f.write("\n")
+    return size + 2  # fairseq's <pad> and <mask> besides the pieces
+
+
+def make_xlmr_ner(out_dir, minilm_vocab):
+    model_dir = os.path.join(out_dir, "ner-xlmr-tiny")
+    os.makedirs(model_dir, exist_ok=True)
+    size = write_xlmr_sentencepiece(model_dir, minilm_vocab)
+    torch.manual_seed(20240607)
+    config = XLMRobertaConfig(vocab_size=size, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                              **label_maps(NER_LABELS), **ROBERTA_TINY)
+    model = XLMRobertaForTokenClassification(config)
+    with torch.no_grad():
+        model.roberta.embeddings.word_embeddings.weight.normal_(0.0, 0.5)
+    widen_encoder(model, 0.1, model.roberta.encoder)
+    scale_head(model, 0.6, 0.3, {0: 2.5})
+    model.save_pretrained(model_dir, safe_serialization=True)
+    return model_dir
+
 def make_distilbert_ner(out_dir, minilm_vocab):
     model_dir = os.path.join(out_dir, "ner-distilbert-tiny")
     os.makedirs(model_dir, exist_ok=True)
@@ -366,9 +416,10 @@ def ner_texts(tok):
         ("multi_sentence",
          "Maria Garcia lives in Paris. She works for Google! Does her brother Peter "
          "visit New York in May? Yes, with the Red Cross."),
-        # Runs of spaces, a tab and a newline: where a piece's offsets start
-        # and end when the tokenizer folds spaces into pieces (byte-level BPE).
-        ("whitespace", "Paris  is   big.\nBerlin\tis too,  said  Anna Smith ."),
+        # Leading, trailing and runs of spaces, a tab and a newline: where a
+        # piece's offsets start and end when the tokenizer folds spaces into
+        # pieces (byte-level BPE) or folds runs of them (SentencePiece).
+        ("whitespace", " Paris  is   big.\nBerlin\tis too,  said  Anna Smith . \n"),
     ]
     # A text of exactly 100 word pieces (102 with [CLS] and [SEP]).
     long_words = ("On Tuesday the European Parliament in Brussels voted on a new law that "
@@ -444,6 +495,8 @@ def ner_expected(model_dir, tokenizer_class=BertTokenizerFast):
 def tokenizer_description(tok):
     if isinstance(tok, (RobertaTokenizerFast, BartTokenizerFast)):
         return "with a byte-level BPE vocab.json + merges.txt, add_prefix_space false"
+    if isinstance(tok, XLMRobertaTokenizerFast):
+        return "from a unigram SentencePiece sentencepiece.bpe.model, cased"
     return "from vocab.txt, do_lower_case false (cased, accents kept)"
 
 
@@ -604,9 +657,10 @@ def write_json(path, obj):
 def versions():
     import safetensors
     import tokenizers
+    import sentencepiece
     return {"torch": torch.__version__, "transformers": transformers.__version__,
             "tokenizers": tokenizers.__version__, "safetensors": safetensors.__version__,
-            "python": sys.version.split()[0]}
+            "sentencepiece": sentencepiece.__version__, "python": sys.version.split()[0]}
 
 
 def main():
@@ -637,6 +691,8 @@ def main():
                                            DistilBertTokenizerFast),
                 "roberta": ner_expected(make_roberta_ner(args.out, minilm_vocab),
                                         RobertaTokenizerFast),
+                "xlm-roberta": ner_expected(make_xlmr_ner(args.out, minilm_vocab),
+                                            XLMRobertaTokenizerFast),
             },
             "nli": {
                 "roberta": nli_expected(make_roberta_nli(args.out, minilm_vocab),

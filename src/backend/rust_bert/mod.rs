@@ -23,6 +23,7 @@ mod encoder;
 mod model_dir;
 mod ner;
 mod nli;
+mod whitespace;
 mod windows;
 
 pub use aggregation::{aggregate_words, group_entities, EntityGroup, PieceScores, Word};

@@ -191,6 +191,15 @@ impl ModelDir {
         )
     }
 
+    /// Whether the tokenizer is a SentencePiece model, whose normalizer
+    /// folds runs of whitespace (see [`super::whitespace`]).
+    pub fn sentence_piece(&self) -> bool {
+        matches!(
+            self.model_type,
+            ModelType::XLMRoberta | ModelType::DebertaV2 | ModelType::Albert
+        )
+    }
+
     /// Whether the architecture takes segment (token type) ids.
     pub fn uses_token_types(&self) -> bool {
         !matches!(

@@ -13,6 +13,7 @@ use tch::{Kind, Tensor};
 use super::aggregation::{aggregate_words, group_entities, EntityGroup, PieceScores};
 use super::model_dir::{pipeline_config, ModelDir, TransformerError};
 use super::softmax;
+use super::whitespace::FoldedText;
 use super::windows::plan_windows;
 use crate::backend::spacy::SpacyRecognizer;
 use crate::config::{Aggregation, TransformerConfig};
@@ -141,7 +142,9 @@ impl TokenClassifier {
 
     /// Tokenizes `text` and runs the model over it in windows.
     pub fn piece_logits(&self, text: &str) -> Result<PieceLogits, AnalysisError> {
-        let tokens = self.tokenizer.tokenize_with_offsets(text);
+        let folded = self.dir.sentence_piece().then(|| FoldedText::new(text));
+        let tokenized = folded.as_ref().map_or(text, |f| f.text.as_str());
+        let tokens = self.tokenizer.tokenize_with_offsets(tokenized);
         let ids = self.tokenizer.convert_tokens_to_ids(&tokens.tokens);
         let chars: Vec<char> = text.chars().collect();
         let mut kept = PieceLogits {
@@ -158,6 +161,9 @@ impl TokenClassifier {
         for (i, offset) in tokens.offsets.iter().enumerate() {
             let Some(offset) = offset else { continue };
             let (mut start, mut end) = (offset.begin as usize, offset.end as usize);
+            if let Some(folded) = &folded {
+                (start, end) = folded.original_range(start, end);
+            }
             if trim {
                 (start, end) =
                     trim_space_offsets(&tokens.tokens[i], start, end, i == 0, add_prefix_space);
@@ -302,9 +308,10 @@ impl TokenClassifier {
 
 /// Puts each entity, as a mention with char and byte offsets, into the
 /// sentence it starts in (else the last one before it), replacing the
-/// spaCy mentions there. Byte-level BPE models have pieces that are only a
-/// space (`Ġ`), which the pipeline's grouping can turn into an entity with
-/// no text: nothing a caller could use, so those are left out.
+/// spaCy mentions there. Whitespace at either end of an entity is left out
+/// of its span, and an entity of whitespace only (byte-level BPE models have
+/// pieces that are only a space, `Ġ`, which the pipeline's grouping can turn
+/// into an entity) is dropped: nothing a caller could use.
 fn place_entities(text: &str, entities: Vec<EntityGroup>, sentences: &mut [Sentence]) {
     let map = OffsetMap::new(text);
     // Byte offset of every code point, and of the end.
@@ -321,7 +328,12 @@ fn place_entities(text: &str, entities: Vec<EntityGroup>, sentences: &mut [Sente
         else {
             continue;
         };
-        if start >= end || text[start..end].trim().is_empty() {
+        // SentencePiece pieces (XLM-R) carry the space before them, so the
+        // pipeline's entities can start on one; a caller wants the name.
+        let slice = &text[start..end];
+        let start = start + (slice.len() - slice.trim_start().len());
+        let end = end - (slice.len() - slice.trim_end().len());
+        if start >= end {
             continue;
         }
         let mention = Mention {
@@ -521,8 +533,8 @@ mod tests {
             group("PER", 15, 19),
             group("MISC", 20, 20), // nothing
             group("MISC", 19, 21), // two spaces
-            group("PER", 25, 28),
-            group("ORG", 40, 44), // past the end
+            group("PER", 24, 28),  // " Bob": XLM-R pieces carry their space
+            group("ORG", 40, 44),  // past the end
         ];
         place_entities(text, entities, &mut sentences);
         let got: Vec<Vec<(&str, &str, usize, usize)>> = sentences

@@ -27,6 +27,7 @@ use rust_tokenizers::TokenizedInput;
 use super::model_dir::{pipeline_config, ModelDir, TransformerError};
 use super::ner::{flat_f32, pad_rows};
 use super::softmax;
+use super::whitespace::FoldedText;
 use crate::config::TransformerConfig;
 use crate::pipeline::{
     AnalysisError, Evidence, ModelInfo, Probabilities, Recognized, Sentence, Stance,
@@ -83,15 +84,30 @@ impl NliModel {
 
     /// The model's input for one pair (the premise truncated if too long).
     pub fn encode(&self, premise: &str, hypothesis: &str) -> TokenizedInput {
-        self.tokenizer
-            .encode_pair_list(
-                &[(premise, hypothesis)],
-                self.max_len,
-                &TruncationStrategy::OnlyFirst,
-                0,
-            )
+        self.encode_pairs(&[(premise, hypothesis)])
             .pop()
             .expect("one pair in, one input out")
+    }
+
+    /// The model's inputs for `pairs`, whitespace folded first for
+    /// SentencePiece models as their Hugging Face tokenizers do.
+    fn encode_pairs(&self, pairs: &[(&str, &str)]) -> Vec<TokenizedInput> {
+        let truncation = &TruncationStrategy::OnlyFirst;
+        if !self.dir.sentence_piece() {
+            return self
+                .tokenizer
+                .encode_pair_list(pairs, self.max_len, truncation, 0);
+        }
+        let folded: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(p, h)| (FoldedText::new(p).text, FoldedText::new(h).text))
+            .collect();
+        let pairs: Vec<(&str, &str)> = folded
+            .iter()
+            .map(|(p, h)| (p.as_str(), h.as_str()))
+            .collect();
+        self.tokenizer
+            .encode_pair_list(&pairs, self.max_len, truncation, 0)
     }
 
     /// Raw logits for each (premise, hypothesis) pair, `batch` pairs per
@@ -109,9 +125,7 @@ impl NliModel {
     }
 
     fn forward(&self, pairs: &[(&str, &str)]) -> Result<Vec<Vec<f32>>, AnalysisError> {
-        let inputs =
-            self.tokenizer
-                .encode_pair_list(pairs, self.max_len, &TruncationStrategy::OnlyFirst, 0);
+        let inputs = self.encode_pairs(pairs);
         let rows: Vec<(Vec<i64>, Vec<i8>)> = inputs
             .into_iter()
             .map(|t| (t.token_ids, t.segment_ids))
