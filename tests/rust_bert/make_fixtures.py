@@ -165,9 +165,7 @@ def write_tokenizer_files(model_dir, vocab, lower_case, tokenizer_class="BertTok
         "cls_token": "[CLS]",
         "mask_token": "[MASK]",
     }
-    with open(os.path.join(model_dir, "tokenizer_config.json"), "w", encoding="utf-8") as f:
-        json.dump(config, f, indent=2)
-        f.write("\n")
+    write_tokenizer_config(model_dir, config)
 
 
 def widen_encoder(model, std, encoder=None):
@@ -230,10 +228,27 @@ def make_nli(out_dir, minilm_vocab):
 
 
 ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # ids 0-4, pad = 1
+# The special tokens of RoBERTa, BART and XLM-R tokenizer configs.
+FAIRSEQ_SPECIALS = {"bos_token": "<s>", "eos_token": "</s>", "sep_token": "</s>",
+                    "cls_token": "<s>", "unk_token": "<unk>", "pad_token": "<pad>",
+                    "mask_token": "<mask>"}
 # RoBERTa's position ids start after the padding id, so a model with
 # 128 usable positions has max_position_embeddings = 128 + pad id + 1.
 ROBERTA_TINY = dict(TINY, max_position_embeddings=TINY["max_position_embeddings"] + 2,
                     type_vocab_size=1)
+
+
+def training_lines(minilm_vocab):
+    """The text the fixture vocabularies are trained on: the cased word list
+    and the common MiniLM words, twenty to a line."""
+    words = CASED_WORDS + [w for w in common_entries(minilm_vocab, 900) if not w.startswith("##")]
+    return [" ".join(words[i:i + 20]) for i in range(0, len(words), 20)]
+
+
+def write_tokenizer_config(model_dir, config):
+    with open(os.path.join(model_dir, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2)
+        f.write("\n")
 
 
 def write_byte_level_bpe(model_dir, minilm_vocab, size=1200, tokenizer_class="RobertaTokenizer"):
@@ -241,8 +256,7 @@ def write_byte_level_bpe(model_dir, minilm_vocab, size=1200, tokenizer_class="Ro
     cased word list and the common MiniLM words: every byte has a symbol, so
     nothing is unknown, and most words split into several pieces."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    words = CASED_WORDS + [w for w in common_entries(minilm_vocab, 900) if not w.startswith("##")]
-    corpus = [" ".join(words[i:i + 20]) for i in range(0, len(words), 20)]
+    corpus = training_lines(minilm_vocab)
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     trainer = trainers.BpeTrainer(vocab_size=size, min_frequency=1, show_progress=False,
@@ -257,17 +271,9 @@ def write_byte_level_bpe(model_dir, minilm_vocab, size=1200, tokenizer_class="Ro
         "errors": "replace",
         "model_max_length": TINY["max_position_embeddings"],
         "clean_up_tokenization_spaces": True,
-        "bos_token": "<s>",
-        "eos_token": "</s>",
-        "sep_token": "</s>",
-        "cls_token": "<s>",
-        "unk_token": "<unk>",
-        "pad_token": "<pad>",
-        "mask_token": "<mask>",
+        **FAIRSEQ_SPECIALS,
     }
-    with open(os.path.join(model_dir, "tokenizer_config.json"), "w", encoding="utf-8") as f:
-        json.dump(config, f, indent=2)
-        f.write("\n")
+    write_tokenizer_config(model_dir, config)
     return bpe.get_vocab_size()
 
 
@@ -276,8 +282,7 @@ def write_xlmr_sentencepiece(model_dir, minilm_vocab, size=800):
     <unk> 0, <s> 1, </s> 2; the tokenizer shifts ids by one for <pad>)."""
     import io
     import sentencepiece as spm
-    words = CASED_WORDS + [w for w in common_entries(minilm_vocab, 900) if not w.startswith("##")]
-    corpus = [" ".join(words[i:i + 20]) + " , . ! ? ( ) $ 3 5 7" for i in range(0, len(words), 20)]
+    corpus = [line + " , . ! ? ( ) $ 3 5 7" for line in training_lines(minilm_vocab)]
     buf = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(corpus), model_writer=buf, vocab_size=size,
@@ -289,34 +294,11 @@ def write_xlmr_sentencepiece(model_dir, minilm_vocab, size=800):
         "tokenizer_class": "XLMRobertaTokenizer",
         "model_max_length": TINY["max_position_embeddings"],
         "clean_up_tokenization_spaces": True,
-        "bos_token": "<s>",
-        "eos_token": "</s>",
-        "sep_token": "</s>",
-        "cls_token": "<s>",
-        "unk_token": "<unk>",
-        "pad_token": "<pad>",
-        "mask_token": "<mask>",
+        **FAIRSEQ_SPECIALS,
     }
-    with open(os.path.join(model_dir, "tokenizer_config.json"), "w", encoding="utf-8") as f:
-        json.dump(config, f, indent=2)
-        f.write("\n")
+    write_tokenizer_config(model_dir, config)
     return size + 2  # fairseq's <pad> and <mask> besides the pieces
 
-
-def make_xlmr_ner(out_dir, minilm_vocab):
-    model_dir = os.path.join(out_dir, "ner-xlmr-tiny")
-    os.makedirs(model_dir, exist_ok=True)
-    size = write_xlmr_sentencepiece(model_dir, minilm_vocab)
-    torch.manual_seed(20240607)
-    config = XLMRobertaConfig(vocab_size=size, pad_token_id=1, bos_token_id=0, eos_token_id=2,
-                              **label_maps(NER_LABELS), **ROBERTA_TINY)
-    model = XLMRobertaForTokenClassification(config)
-    with torch.no_grad():
-        model.roberta.embeddings.word_embeddings.weight.normal_(0.0, 0.5)
-    widen_encoder(model, 0.1, model.roberta.encoder)
-    scale_head(model, 0.6, 0.3, {0: 2.5})
-    model.save_pretrained(model_dir, safe_serialization=True)
-    return model_dir
 
 def make_distilbert_ner(out_dir, minilm_vocab):
     model_dir = os.path.join(out_dir, "ner-distilbert-tiny")
@@ -340,20 +322,29 @@ def make_distilbert_ner(out_dir, minilm_vocab):
     return model_dir
 
 
-def make_roberta_ner(out_dir, minilm_vocab):
-    model_dir = os.path.join(out_dir, "ner-roberta-tiny")
+def make_roberta_ner(out_dir, minilm_vocab, name="ner-roberta-tiny",
+                     write_vocab=write_byte_level_bpe, config_class=RobertaConfig,
+                     model_class=RobertaForTokenClassification, seed=20240604):
+    """A RoBERTa-family token classifier: RoBERTa with a byte-level BPE
+    vocabulary, or (with the XLM-R arguments) XLM-R with SentencePiece."""
+    model_dir = os.path.join(out_dir, name)
     os.makedirs(model_dir, exist_ok=True)
-    size = write_byte_level_bpe(model_dir, minilm_vocab)
-    torch.manual_seed(20240604)
-    config = RobertaConfig(vocab_size=size, pad_token_id=1, bos_token_id=0, eos_token_id=2,
-                           **label_maps(NER_LABELS), **ROBERTA_TINY)
-    model = RobertaForTokenClassification(config)
+    size = write_vocab(model_dir, minilm_vocab)
+    torch.manual_seed(seed)
+    config = config_class(vocab_size=size, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                          **label_maps(NER_LABELS), **ROBERTA_TINY)
+    model = model_class(config)
     with torch.no_grad():
         model.roberta.embeddings.word_embeddings.weight.normal_(0.0, 0.5)
     widen_encoder(model, 0.1, model.roberta.encoder)
     scale_head(model, 0.6, 0.3, {0: 2.5})
     model.save_pretrained(model_dir, safe_serialization=True)
     return model_dir
+
+
+def make_xlmr_ner(out_dir, minilm_vocab):
+    return make_roberta_ner(out_dir, minilm_vocab, "ner-xlmr-tiny", write_xlmr_sentencepiece,
+                            XLMRobertaConfig, XLMRobertaForTokenClassification, 20240607)
 
 
 def make_roberta_nli(out_dir, minilm_vocab):
