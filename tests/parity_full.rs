@@ -260,6 +260,29 @@ fn parser_without_tagger() {
     assert!(err.to_string().contains("attribute_ruler"), "{err}");
 }
 
+/// With the NER off (another model gives the entities), the tokens and the
+/// parse are unchanged and there are no entities.
+#[test]
+fn ner_can_be_switched_off() {
+    let lang = Language::load_with(
+        &SM.dir(),
+        Components {
+            ner: false,
+            ..Components::TAGGER_PARSER
+        },
+    )
+    .expect("loading");
+    assert_eq!(lang.components(), ["tok2vec", "tagger", "parser"]);
+    let text = "I flew to New York City yesterday. Then I went home with Apple's CEO.";
+    let a = lang.process(text);
+    let b = language().process(text);
+    assert!(a.ents.is_empty());
+    assert!(!b.ents.is_empty());
+    assert_eq!(a.tokens, b.tokens);
+    assert_eq!(a.heads, b.heads);
+    assert_eq!(a.sents(), b.sents());
+}
+
 #[test]
 fn ner_only_language_has_no_parse() {
     let lang = Language::load(&SM.dir()).expect("loading");

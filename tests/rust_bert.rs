@@ -385,6 +385,10 @@ async fn the_server_reports_and_serves_the_transformer_models() {
     }
     let ner = models.iter().find(|m| m.task == "ner").unwrap();
     assert_eq!(ner.labels, ["LOC", "MISC", "ORG", "PER"]);
+    // spaCy gives tokens, sentences and the parse; its NER does not run.
+    assert!(ner.components.iter().any(|c| c == "parser"));
+    assert!(ner.components.iter().any(|c| c == "transformer-ner:bert"));
+    assert!(!ner.components.iter().any(|c| c == "ner"));
     assert_served_entities(&server, &ner_fixtures()[0]).await;
 }
 

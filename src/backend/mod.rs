@@ -38,7 +38,14 @@ pub fn load_pipeline_with(
             dir.display()
         );
     }
-    let recognizer = spacy::SpacyRecognizer::load(&dir, config.components)
+    // Under a transformer NER, spaCy gives only tokens, sentences and the
+    // parse; its own NER would be work thrown away.
+    let load = if transformers.ner_model.is_some() {
+        spacy::SpacyRecognizer::load_without_ner
+    } else {
+        spacy::SpacyRecognizer::load
+    };
+    let recognizer = load(&dir, config.components)
         .with_context(|| format!("loading the spaCy pipeline at {}", dir.display()))?;
     if transformers.any() {
         return transformer_pipeline(recognizer, transformers);

@@ -38,6 +38,18 @@ impl SpacyRecognizer {
         })
     }
 
+    /// Tokens, sentences and (with the parser) the parse, without running
+    /// spaCy's NER: for when another model gives the entities.
+    pub fn load_without_ner(dir: &Path, components: ComponentSet) -> Result<Self, ModelError> {
+        let components = Components {
+            ner: false,
+            ..components.into()
+        };
+        Ok(SpacyRecognizer {
+            language: Language::load_with(dir, components)?,
+        })
+    }
+
     pub fn language(&self) -> &Language {
         &self.language
     }

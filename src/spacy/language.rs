@@ -84,10 +84,15 @@ impl Doc {
     }
 }
 
-/// Which optional components to load and run. NER always runs; the shared
-/// `tok2vec` is loaded when the tagger or the parser is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Which optional components to load and run. The shared `tok2vec` is
+/// loaded when the tagger or the parser is. The default is
+/// [`Components::NER_ONLY`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Components {
+    /// Run the `ner` (fills `Doc::ents`). Off when another model gives the
+    /// entities and spaCy only tokens, sentences and the parse; the NER is
+    /// still loaded, as the pipeline's labels and checks come from it.
+    pub ner: bool,
     /// The `tagger` (fills `Doc::tags`).
     pub tagger: bool,
     /// The dependency `parser` (fills `Doc::heads`, `deps`, `sent_starts`;
@@ -104,6 +109,7 @@ pub struct Components {
 impl Components {
     /// Tokenizer + NER only (what [`Language::load`] gives).
     pub const NER_ONLY: Components = Components {
+        ner: true,
         tagger: false,
         parser: false,
         attribute_ruler: false,
@@ -112,6 +118,7 @@ impl Components {
     /// Tagger + parser + NER: the components that need the networks
     /// (tags, heads, deps, sentences, entities of `nlp(text)`).
     pub const TAGGER_PARSER: Components = Components {
+        ner: true,
         tagger: true,
         parser: true,
         attribute_ruler: false,
@@ -120,11 +127,18 @@ impl Components {
     /// Every component of `en_core_web_sm` (senter is disabled there):
     /// tok2vec, tagger, parser, attribute_ruler, lemmatizer, NER.
     pub const FULL: Components = Components {
+        ner: true,
         tagger: true,
         parser: true,
         attribute_ruler: true,
         lemmatizer: true,
     };
+}
+
+impl Default for Components {
+    fn default() -> Components {
+        Components::NER_ONLY
+    }
 }
 
 /// Tokenizer + vocab + NER (+ optional tok2vec, tagger, parser) of one spaCy
@@ -135,6 +149,8 @@ pub struct Language {
     tokenizer: Tokenizer,
     vocab: Vocab,
     ner: Ner,
+    /// Whether [`Components::ner`] asked for the NER to run.
+    run_ner: bool,
     tok2vec: Option<Tok2Vec>,
     tagger: Option<Tagger>,
     parser: Option<Parser>,
@@ -443,6 +459,7 @@ impl Language {
             tokenizer,
             vocab,
             ner,
+            run_ner: components.ner,
             tok2vec,
             tagger,
             parser,
@@ -472,7 +489,9 @@ impl Language {
         if self.lemmatizer.is_some() {
             out.push("lemmatizer");
         }
-        out.push("ner");
+        if self.run_ner {
+            out.push("ner");
+        }
         out
     }
 
@@ -530,7 +549,11 @@ impl Language {
         let sent_starts: Option<Vec<Vec<bool>>> = parses
             .as_ref()
             .map(|p| p.iter().map(|p| p.sent_starts.clone()).collect());
-        let ents = self.run_ner(&rows, &spaces, sent_starts.as_deref(), orths);
+        let ents = if self.run_ner {
+            self.run_ner(&rows, &spaces, sent_starts.as_deref(), orths)
+        } else {
+            vec![Vec::new(); tokens.len()]
+        };
         let mut tags = tags.map(Vec::into_iter);
         let mut parses = parses.map(Vec::into_iter);
         let mut docs: Vec<Doc> = tokens

@@ -460,7 +460,6 @@ impl EntityRecognizer for TransformerRecognizer {
         let spacy = self.spacy.model_info();
         let dir = self.classifier.model_dir();
         let mut components = spacy.components;
-        components.retain(|c| c != "ner");
         components.push(format!("transformer-ner:{}", dir.model_type_name));
         ModelInfo {
             task: "ner".into(),
