@@ -25,10 +25,15 @@ fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rust_bert")
 }
 
-fn expected() -> Value {
-    let path = fixtures().join("expected.json");
+/// One of the fixtures' JSON files.
+fn fixture_json(file: &str) -> Value {
+    let path = fixtures().join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
+}
+
+fn expected() -> Value {
+    fixture_json("expected.json")
 }
 
 fn floats(v: &Value) -> Vec<f32> {
@@ -101,9 +106,19 @@ fn ner_fixtures() -> Vec<NerFixture> {
 }
 
 fn architectures() -> Value {
-    let path = fixtures().join("architectures-expected.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
+    fixture_json("architectures-expected.json")
+}
+
+/// Each NLI fixture's directory and its (premise, hypothesis) cases: BERT,
+/// RoBERTa and BART (encoder-decoder).
+fn nli_fixtures() -> Vec<(&'static str, Vec<Value>)> {
+    let others = architectures();
+    let cases = |v: &Value| v["cases"].as_array().unwrap().clone();
+    vec![
+        ("nli-tiny", cases(&expected()["nli"])),
+        ("nli-roberta-tiny", cases(&others["nli"]["roberta"])),
+        ("nli-bart-tiny", cases(&others["nli"]["bart"])),
+    ]
 }
 
 /// Word-piece ids, code-point offsets and every logit of `model` on the
@@ -255,20 +270,11 @@ fn long_texts_run_in_windows_with_exact_offsets() {
 
 #[test]
 fn nli_inputs_and_logits_match_transformers_with_entailment_read_from_the_config() {
-    let others = architectures();
-    for (dir, cases) in [
-        ("nli-tiny", expected()["nli"]["cases"].clone()),
-        (
-            "nli-roberta-tiny",
-            others["nli"]["roberta"]["cases"].clone(),
-        ),
-        ("nli-bart-tiny", others["nli"]["bart"]["cases"].clone()),
-    ] {
+    for (dir, cases) in nli_fixtures() {
         let model =
             NliModel::load(&fixtures().join(dir)).unwrap_or_else(|e| panic!("loading {dir}: {e}"));
         // id2label puts entailment at 1, not last.
         assert_eq!(model.entailment(), 1, "{dir}");
-        let cases = cases.as_array().unwrap();
         let pairs: Vec<(&str, &str)> = cases
             .iter()
             .map(|c| {
@@ -311,8 +317,7 @@ fn minilm_checkpoint_loads_through_the_same_loader_with_matching_hidden_states()
         "all-MiniLM-L6-v2 is missing at {}; run scripts/fetch-models minilm",
         dir.display()
     );
-    let path = fixtures().join("minilm-expected.json");
-    let expected: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let expected = fixture_json("minilm-expected.json");
     let encoder = BertEncoder::load(&dir).expect("loading all-MiniLM-L6-v2");
     let cases = expected["cases"].as_array().unwrap();
     let texts: Vec<&str> = cases.iter().map(|c| c["text"].as_str().unwrap()).collect();
@@ -394,13 +399,8 @@ async fn the_server_reports_and_serves_the_transformer_models() {
 
 #[tokio::test]
 async fn roberta_and_xlm_r_models_serve_the_pipeline_entities() {
-    for (fixture, model_type) in ner_fixtures()
-        .iter()
-        .zip(["", "", "roberta", "xlm-roberta"])
-    {
-        if model_type.is_empty() {
-            continue;
-        }
+    let fixtures = ner_fixtures();
+    for (fixture, model_type) in [(&fixtures[2], "roberta"), (&fixtures[3], "xlm-roberta")] {
         let server = start_server(&fixture.name(), "nli-roberta-tiny").await;
         let models = server.models().await;
         let ner = models.iter().find(|m| m.task == "ner").unwrap();
@@ -465,22 +465,9 @@ async fn assert_served_entities(server: &common::TestServer, fixture: &NerFixtur
 
 #[tokio::test]
 async fn nli_stance_is_the_softmax_of_the_entailment_logits_per_target() {
-    let others = architectures();
-    for (ner, nli, cases) in [
-        ("ner-tiny", "nli-tiny", expected()["nli"]["cases"].clone()),
-        (
-            "ner-roberta-tiny",
-            "nli-roberta-tiny",
-            others["nli"]["roberta"]["cases"].clone(),
-        ),
-        (
-            "ner-tiny",
-            "nli-bart-tiny",
-            others["nli"]["bart"]["cases"].clone(),
-        ),
-    ] {
-        let server = start_server(ner, nli).await;
-        assert_stance_follows_entailment(&server, cases.as_array().unwrap()).await;
+    for (nli, cases) in nli_fixtures() {
+        let server = start_server("ner-tiny", nli).await;
+        assert_stance_follows_entailment(&server, &cases).await;
     }
 }
 
@@ -497,13 +484,7 @@ async fn assert_stance_follows_entailment(server: &common::TestServer, cases: &[
     let article = article.join(" ");
     let targets: Vec<&str> = triples.iter().map(|(t, _)| *t).collect();
     let events = analyze(server, &article, &targets).await;
-    let stances: Vec<&pb::Stance> = events
-        .iter()
-        .filter_map(|e| match &e.event {
-            Some(Event::Stance(s)) => Some(s),
-            _ => None,
-        })
-        .collect();
+    let stances = common::stances(&events);
     assert_eq!(stances.len(), 3);
     for ((target, first), stance) in triples.iter().zip(stances) {
         assert_eq!(stance.target, *target);

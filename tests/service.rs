@@ -190,13 +190,7 @@ async fn analyze_streams_started_sentences_entities_stances_completed_in_order()
     }
     // One stance per automatic target, aliases merged (Moscow is Russia),
     // each with evidence that slices the text.
-    let stances: Vec<&pb::Stance> = events
-        .iter()
-        .filter_map(|e| match &e.event {
-            Some(Event::Stance(s)) => Some(s),
-            _ => None,
-        })
-        .collect();
+    let stances = common::stances(&events);
     let label_of = |target: &str| {
         stances
             .iter()

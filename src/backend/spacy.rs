@@ -33,18 +33,22 @@ impl From<ComponentSet> for Components {
 
 impl SpacyRecognizer {
     pub fn load(dir: &Path, components: ComponentSet) -> Result<Self, ModelError> {
-        Ok(SpacyRecognizer {
-            language: Language::load_with(dir, components.into())?,
-        })
+        Self::load_components(dir, components.into())
     }
 
     /// Tokens, sentences and (with the parser) the parse, without running
     /// spaCy's NER: for when another model gives the entities.
     pub fn load_without_ner(dir: &Path, components: ComponentSet) -> Result<Self, ModelError> {
-        let components = Components {
-            ner: false,
-            ..components.into()
-        };
+        Self::load_components(
+            dir,
+            Components {
+                ner: false,
+                ..components.into()
+            },
+        )
+    }
+
+    fn load_components(dir: &Path, components: Components) -> Result<Self, ModelError> {
         Ok(SpacyRecognizer {
             language: Language::load_with(dir, components)?,
         })

@@ -159,6 +159,20 @@ pub async fn start(limits: Limits) -> TestServer {
     server
 }
 
+/// The stance events of an `Analyze` stream, in the order they came.
+pub fn stances(
+    events: &[article_analyzer::proto::AnalyzeEvent],
+) -> Vec<&article_analyzer::proto::Stance> {
+    use article_analyzer::proto::analyze_event::Event;
+    events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Some(Event::Stance(s)) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
 pub async fn health_status(server: &TestServer, service: &str) -> i32 {
     use tonic_health::pb::health_client::HealthClient;
     use tonic_health::pb::HealthCheckRequest;

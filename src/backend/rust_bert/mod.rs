@@ -28,7 +28,7 @@ mod windows;
 
 pub use aggregation::{aggregate_words, group_entities, EntityGroup, PieceScores, Word};
 pub use encoder::{BertEncoder, Encoded};
-pub use model_dir::{ModelDir, TransformerError};
+pub use model_dir::{ModelDir, Pieces, TransformerError};
 pub use ner::{PieceLogits, TokenClassifier, TransformerRecognizer};
 pub use nli::{NliModel, NliStance};
 pub use windows::{plan_windows, Window};

@@ -59,6 +59,34 @@ struct HfTokenizerConfig {
     add_prefix_space: Option<bool>,
 }
 
+/// The kind of pieces a model's tokenizer makes, which decides how a
+/// piece's offsets and word boundaries are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pieces {
+    /// WordPiece (BERT, DistilBERT, ELECTRA, MobileBERT): a continuation
+    /// keeps the `##` prefix, so a piece continues a word exactly when its
+    /// text is longer than the characters it covers.
+    WordPiece,
+    /// GPT-2's byte-level BPE (RoBERTa, BART, DeBERTa v1): a piece's leading
+    /// `Ġ` is the space before it.
+    ByteLevelBpe,
+    /// SentencePiece (XLM-R, DeBERTa v2, ALBERT), whose normalizer folds
+    /// runs of whitespace (see [`super::whitespace`]).
+    SentencePiece,
+}
+
+impl Pieces {
+    fn of(model_type: ModelType) -> Pieces {
+        match model_type {
+            ModelType::Roberta | ModelType::Bart | ModelType::Deberta => Pieces::ByteLevelBpe,
+            ModelType::XLMRoberta | ModelType::DebertaV2 | ModelType::Albert => {
+                Pieces::SentencePiece
+            }
+            _ => Pieces::WordPiece,
+        }
+    }
+}
+
 /// A model directory, checked: every file the architecture needs is there.
 #[derive(Debug, Clone)]
 pub struct ModelDir {
@@ -124,10 +152,7 @@ impl ModelDir {
         let labels = labels(&config_path, &config.id2label)?;
         // BERT-style tokenizers lower-case unless told otherwise (as the
         // Hugging Face BertTokenizer does); byte-level BPE ones never do.
-        let default_lower = matches!(
-            model_type,
-            ModelType::Bert | ModelType::DistilBert | ModelType::Electra | ModelType::MobileBert
-        );
+        let default_lower = Pieces::of(model_type) == Pieces::WordPiece;
         let name = if config.name_or_path.is_empty() {
             dir.file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -172,32 +197,9 @@ impl ModelDir {
         .map_err(|source| self.rust_bert_error(source))
     }
 
-    /// Whether the model keeps the tokenizer's word-piece prefix (`##`), so
-    /// a piece is a continuation exactly when its text is longer than the
-    /// characters it covers.
-    pub fn word_piece(&self) -> bool {
-        matches!(
-            self.model_type,
-            ModelType::Bert | ModelType::DistilBert | ModelType::Electra | ModelType::MobileBert
-        )
-    }
-
-    /// Whether the tokenizer is GPT-2's byte-level BPE, where a piece's
-    /// leading `Ġ` is the space before it.
-    pub fn byte_level_bpe(&self) -> bool {
-        matches!(
-            self.model_type,
-            ModelType::Roberta | ModelType::Bart | ModelType::Deberta
-        )
-    }
-
-    /// Whether the tokenizer is a SentencePiece model, whose normalizer
-    /// folds runs of whitespace (see [`super::whitespace`]).
-    pub fn sentence_piece(&self) -> bool {
-        matches!(
-            self.model_type,
-            ModelType::XLMRoberta | ModelType::DebertaV2 | ModelType::Albert
-        )
+    /// The kind of pieces the model's tokenizer makes.
+    pub fn pieces(&self) -> Pieces {
+        Pieces::of(self.model_type)
     }
 
     /// Whether the architecture takes segment (token type) ids.
@@ -446,14 +448,17 @@ fn vocabulary(
             .find(|p| p.is_file())
             .ok_or_else(|| missing(dir, &names.join(" or ")))
     };
-    Ok(match model_type {
-        ModelType::Roberta | ModelType::Bart | ModelType::Deberta => {
-            (need("vocab.json")?, Some(need("merges.txt")?))
+    Ok(match Pieces::of(model_type) {
+        Pieces::WordPiece => (need("vocab.txt")?, None),
+        Pieces::ByteLevelBpe => (need("vocab.json")?, Some(need("merges.txt")?)),
+        Pieces::SentencePiece => {
+            let names: &[&str] = match model_type {
+                ModelType::XLMRoberta => &["sentencepiece.bpe.model", "spm.model"],
+                ModelType::Albert => &["spiece.model", "spm.model"],
+                _ => &["spm.model"],
+            };
+            (first(names)?, None)
         }
-        ModelType::XLMRoberta => (first(&["sentencepiece.bpe.model", "spm.model"])?, None),
-        ModelType::DebertaV2 => (first(&["spm.model"])?, None),
-        ModelType::Albert => (first(&["spiece.model", "spm.model"])?, None),
-        _ => (need("vocab.txt")?, None),
     })
 }
 

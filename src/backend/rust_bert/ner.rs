@@ -11,7 +11,7 @@ use rust_tokenizers::{Mask, TokenIdsWithOffsets};
 use tch::{Kind, Tensor};
 
 use super::aggregation::{aggregate_words, group_entities, EntityGroup, PieceScores};
-use super::model_dir::{pipeline_config, ModelDir, TransformerError};
+use super::model_dir::{pipeline_config, ModelDir, Pieces, TransformerError};
 use super::softmax;
 use super::whitespace::FoldedText;
 use super::windows::plan_windows;
@@ -142,7 +142,8 @@ impl TokenClassifier {
 
     /// Tokenizes `text` and runs the model over it in windows.
     pub fn piece_logits(&self, text: &str) -> Result<PieceLogits, AnalysisError> {
-        let folded = self.dir.sentence_piece().then(|| FoldedText::new(text));
+        let pieces_kind = self.dir.pieces();
+        let folded = (pieces_kind == Pieces::SentencePiece).then(|| FoldedText::new(text));
         let tokenized = folded.as_ref().map_or(text, |f| f.text.as_str());
         let tokens = self.tokenizer.tokenize_with_offsets(tokenized);
         let ids = self.tokenizer.convert_tokens_to_ids(&tokens.tokens);
@@ -156,7 +157,7 @@ impl TokenClassifier {
         // Pieces that map to no text (none for the supported tokenizers)
         // cannot be placed, so they are left out.
         let mut pieces = Vec::new();
-        let trim = self.dir.byte_level_bpe();
+        let trim = pieces_kind == Pieces::ByteLevelBpe;
         let add_prefix_space = self.dir.add_prefix_space.unwrap_or(false);
         for (i, offset) in tokens.offsets.iter().enumerate() {
             let Some(offset) = offset else { continue };
@@ -171,7 +172,7 @@ impl TokenClassifier {
             let is_subword = if ids[i] == self.unk_id {
                 // An unknown piece is a word of its own, whatever it covers.
                 false
-            } else if self.dir.word_piece() {
+            } else if pieces_kind == Pieces::WordPiece {
                 tokens.tokens[i].chars().count() != end - start
             } else {
                 start > 0 && chars.get(start - 1) != Some(&' ') && chars.get(start) != Some(&' ')

@@ -24,7 +24,7 @@ use rust_bert::pipelines::sequence_classification::{
 use rust_tokenizers::tokenizer::TruncationStrategy;
 use rust_tokenizers::TokenizedInput;
 
-use super::model_dir::{pipeline_config, ModelDir, TransformerError};
+use super::model_dir::{pipeline_config, ModelDir, Pieces, TransformerError};
 use super::ner::{flat_f32, pad_rows};
 use super::softmax;
 use super::whitespace::FoldedText;
@@ -93,7 +93,7 @@ impl NliModel {
     /// SentencePiece models as their Hugging Face tokenizers do.
     fn encode_pairs(&self, pairs: &[(&str, &str)]) -> Vec<TokenizedInput> {
         let truncation = &TruncationStrategy::OnlyFirst;
-        if !self.dir.sentence_piece() {
+        if self.dir.pieces() != Pieces::SentencePiece {
             return self
                 .tokenizer
                 .encode_pair_list(pairs, self.max_len, truncation, 0);
