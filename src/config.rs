@@ -25,6 +25,48 @@ pub struct ModelConfig {
     /// Which spaCy components run besides the tokenizer and NER.
     #[arg(long, env = "ARTICLE_ANALYZER_COMPONENTS", value_enum, default_value_t = ComponentSet::Parser)]
     pub components: ComponentSet,
+    /// Which stance engine decides (`auto`: `learned` when its files are in
+    /// the models directory, else `lexicon`; `nli` when `--bert-nli` names
+    /// a model).
+    #[arg(long = "stance", env = "ARTICLE_ANALYZER_STANCE", value_enum, default_value_t = StanceEngine::Auto)]
+    pub stance: StanceEngine,
+    /// Most sentences the learned stance model classifies per target (the
+    /// first ones in text order); bounds the cost on huge articles.
+    #[arg(long = "stance-max-sentences", env = "ARTICLE_ANALYZER_STANCE_MAX_SENTENCES", default_value_t = DEFAULT_STANCE_MAX_SENTENCES)]
+    pub stance_max_sentences: usize,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            models_dir: None,
+            model: DEFAULT_MODEL.into(),
+            components: ComponentSet::default(),
+            stance: StanceEngine::default(),
+            stance_max_sentences: DEFAULT_STANCE_MAX_SENTENCES,
+        }
+    }
+}
+
+/// Default of `--stance-max-sentences`.
+pub const DEFAULT_STANCE_MAX_SENTENCES: usize = 24;
+
+/// The stance engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum StanceEngine {
+    /// `learned` when its model files are present, else `lexicon` (`nli`
+    /// when `--bert-nli` is given).
+    #[default]
+    Auto,
+    /// The learned sentence model (MiniLM fine-tuned on NewsMTSC, run
+    /// natively), with the lexicon's cues combined in.
+    Learned,
+    /// The learned model alone, without the lexicon's cues.
+    LearnedOnly,
+    /// The lexicon engine alone: the fast mode.
+    Lexicon,
+    /// Zero-shot NLI through rust-bert (`--bert-nli DIR`).
+    Nli,
 }
 
 /// The spaCy components to run: callers that need only entities need not pay
@@ -43,15 +85,17 @@ pub enum ComponentSet {
 }
 
 impl ModelConfig {
+    /// The models directory: `--models`, or the default.
+    pub fn models_root(&self) -> PathBuf {
+        self.models_dir.clone().unwrap_or_else(default_models_dir)
+    }
+
     /// The directory of the spaCy pipeline to load.
     ///
     /// `--models` may point at the pipeline itself (it has a `config.cfg`) or
     /// at a directory of pipelines.
     pub fn pipeline_dir(&self) -> PathBuf {
-        let root = match &self.models_dir {
-            Some(dir) => dir.clone(),
-            None => default_models_dir(),
-        };
+        let root = self.models_root();
         if root.join("config.cfg").is_file() {
             root
         } else {

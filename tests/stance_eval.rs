@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use article_analyzer::backend::load_pipeline;
-use article_analyzer::config::{ComponentSet, ModelConfig};
+use article_analyzer::config::{ComponentSet, ModelConfig, StanceEngine};
 use article_analyzer::pipeline::{AnalyzeOptions, Pipeline, StanceLabel, StanceMode};
 use article_analyzer::stance::eval::{evaluate, load_set, Scores};
 
@@ -33,6 +33,10 @@ fn pipeline() -> &'static Pipeline {
             models_dir: Some(models),
             model: "en_core_web_sm-3.8.0".into(),
             components: ComponentSet::Parser,
+            // These floors are the lexicon engine's; the learned engine has
+            // its own in tests/learned_stance.rs.
+            stance: StanceEngine::Lexicon,
+            ..ModelConfig::default()
         };
         load_pipeline(&config).unwrap_or_else(|e| {
             panic!("{e:#}; run scripts/fetch-models first (or set ARTICLE_ANALYZER_MODELS)")

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::config::{ModelConfig, TransformerConfig};
-use crate::pipeline::Pipeline;
+use crate::config::{ModelConfig, StanceEngine, TransformerConfig};
+use crate::pipeline::{Pipeline, StanceClassifier};
 
 /// Loads the configured models into a ready [`Pipeline`]: the native spaCy
 /// pipeline and the lexicon stance engine.
@@ -48,19 +48,55 @@ pub fn load_pipeline_with(
     let recognizer = load(&dir, config.components)
         .with_context(|| format!("loading the spaCy pipeline at {}", dir.display()))?;
     if transformers.any() {
-        return transformer_pipeline(recognizer, transformers);
+        return transformer_pipeline(recognizer, config, transformers);
     }
-    let stance =
+    Ok(Pipeline::new(
+        Arc::new(recognizer),
+        Some(native_stance(config)?),
+    ))
+}
+
+/// The stance engine that runs without libtorch: the learned model (with
+/// or without the lexicon's cues) or the lexicon engine, as `--stance` says.
+fn native_stance(config: &ModelConfig) -> anyhow::Result<Arc<dyn StanceClassifier>> {
+    use crate::stance::learned::{LearnedStance, Mode, ModelPaths};
+
+    let lexicon =
         crate::stance::LexiconStance::embedded().context("loading the embedded stance lexicons")?;
-    Ok(Pipeline::new(Arc::new(recognizer), Some(Arc::new(stance))))
+    let paths = ModelPaths::under(&config.models_root());
+    let mode = match config.stance {
+        StanceEngine::Lexicon => return Ok(Arc::new(lexicon)),
+        StanceEngine::Nli => anyhow::bail!("--stance nli needs --bert-nli DIR"),
+        StanceEngine::Auto if !paths.present() => {
+            tracing::warn!(
+                dir = %paths.adapter.display(),
+                "no learned stance model; using the lexicon engine (scripts/fetch-models installs it)"
+            );
+            return Ok(Arc::new(lexicon));
+        }
+        StanceEngine::Auto | StanceEngine::Learned => Mode::Combined,
+        StanceEngine::LearnedOnly => Mode::LearnedOnly,
+    };
+    let mut learned = LearnedStance::load(&paths, lexicon, mode).with_context(|| {
+        format!(
+            "loading the learned stance model at {} (base {})",
+            paths.adapter.display(),
+            paths.base.display()
+        )
+    })?;
+    let mut settings = learned.config().clone();
+    settings.max_sentences = config.stance_max_sentences.max(1);
+    learned = learned.with_config(settings);
+    Ok(Arc::new(learned))
 }
 
 #[cfg(feature = "rust-bert")]
 fn transformer_pipeline(
     spacy: spacy::SpacyRecognizer,
+    models: &ModelConfig,
     config: &TransformerConfig,
 ) -> anyhow::Result<Pipeline> {
-    use crate::pipeline::{EntityRecognizer, StanceClassifier};
+    use crate::pipeline::EntityRecognizer;
 
     rust_bert::set_threads(config.torch_threads);
     let recognizer: Arc<dyn EntityRecognizer> = match &config.ner_model {
@@ -75,10 +111,7 @@ fn transformer_pipeline(
             rust_bert::NliStance::load(dir, config)
                 .with_context(|| format!("loading the NLI model at {}", dir.display()))?,
         ),
-        None => Arc::new(
-            crate::stance::LexiconStance::embedded()
-                .context("loading the embedded stance lexicons")?,
-        ),
+        None => native_stance(models)?,
     };
     Ok(Pipeline::new(recognizer, Some(stance)))
 }
@@ -86,6 +119,7 @@ fn transformer_pipeline(
 #[cfg(not(feature = "rust-bert"))]
 fn transformer_pipeline(
     _spacy: spacy::SpacyRecognizer,
+    _models: &ModelConfig,
     _config: &TransformerConfig,
 ) -> anyhow::Result<Pipeline> {
     anyhow::bail!(

@@ -104,6 +104,8 @@ impl EntityRecognizer for SpacyRecognizer {
             backend: "spacy-native".into(),
             labels: meta.ner_labels.clone(),
             components,
+            sha256: None,
+            training_data: None,
         }
     }
 

@@ -19,6 +19,12 @@ pub struct ModelInfo {
     pub labels: Vec<String>,
     /// The pipeline components that run for this task.
     pub components: Vec<String>,
+    /// sha256 of the model's own weights file, where it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// What the model was trained on, where the project trained it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training_data: Option<String>,
 }
 
 /// One occurrence of a named entity.
@@ -272,6 +278,13 @@ pub struct Evidence {
     /// Positive toward FAVOR, negative toward AGAINST.
     pub contribution: f32,
     pub reason: String,
+    /// Where the sentence mentions the target.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<TextSpan>,
+    /// The learned model's probabilities for the sentence's mentions of the
+    /// target; `None` when the lexicon engine decided alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<Probabilities>,
 }
 
 /// The stance of the text toward one target.

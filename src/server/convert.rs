@@ -23,6 +23,8 @@ pub fn model(m: &p::ModelInfo) -> pb::ModelInfo {
         backend: m.backend.clone(),
         labels: m.labels.clone(),
         components: m.components.clone(),
+        sha256: m.sha256.clone().unwrap_or_default(),
+        training_data: m.training_data.clone().unwrap_or_default(),
     }
 }
 
@@ -73,6 +75,12 @@ pub fn stance(s: &p::Stance) -> pb::Stance {
                 text: e.text.clone(),
                 contribution: e.contribution,
                 reason: e.reason.clone(),
+                mentions: e.mentions.iter().map(span).collect(),
+                model: e.model.map(|p| pb::Probabilities {
+                    favor: p.favor,
+                    against: p.against,
+                    neutral: p.neutral,
+                }),
             })
             .collect(),
     }

@@ -27,6 +27,7 @@
 mod config;
 mod error;
 pub mod eval;
+pub mod learned;
 mod lexicon;
 mod syntax;
 mod targets;
@@ -87,47 +88,71 @@ impl LexiconStance {
 
     /// The stance toward `target`; never fails.
     pub fn stance(&self, doc: &Recognized, text: &str, target: &Target) -> Stance {
-        let cfg = &self.config;
+        self.decide(target, &self.score_sentences(doc, text, target))
+    }
+
+    /// Every sentence that mentions `target`, in text order, with the
+    /// engine's reading of it (cues, sentiment, reported speech, where the
+    /// mentions are). The learned model reads the same sentences.
+    pub(crate) fn score_sentences(
+        &self,
+        doc: &Recognized,
+        text: &str,
+        target: &Target,
+    ) -> Vec<SentenceScore> {
         let matcher = TargetMatcher::new(&self.lexicon, target, doc);
-        let mut scored: Vec<(usize, SentenceScore)> = Vec::new();
-        for (order, sentence) in doc.sentences.iter().enumerate() {
-            let scorer = SentenceScorer {
-                lex: &self.lexicon,
-                cfg,
-                matcher: &matcher,
-                target,
-            };
-            if let Some(s) = scorer.score(sentence, text) {
-                scored.push((order, s));
-            }
-        }
+        let scorer = SentenceScorer {
+            lex: &self.lexicon,
+            cfg: &self.config,
+            matcher: &matcher,
+            target,
+        };
+        doc.sentences
+            .iter()
+            .enumerate()
+            .filter_map(|(order, sentence)| {
+                let mut s = scorer.score(sentence, text)?;
+                s.order = order;
+                Some(s)
+            })
+            .collect()
+    }
+
+    /// The document score of scored sentences: their summed contributions,
+    /// length-normalised as configured.
+    pub(crate) fn document_score(&self, scored: &[SentenceScore]) -> f32 {
         let n = scored.len().max(1) as f32;
-        let sum: f32 = scored.iter().map(|(_, s)| s.total).sum();
-        let score = sum / n.powf(cfg.length_normalization);
+        let sum: f32 = scored.iter().map(|s| s.total).sum();
+        sum / n.powf(self.config.length_normalization)
+    }
+
+    fn decide(&self, target: &Target, scored: &[SentenceScore]) -> Stance {
+        let cfg = &self.config;
+        let score = self.document_score(scored);
         let probabilities = softmax(cfg.scale * score, cfg.neutral_margin);
         let (label, p) = probabilities.best();
 
-        let mut strong: Vec<&(usize, SentenceScore)> = scored
+        let mut strong: Vec<&SentenceScore> = scored
             .iter()
-            .filter(|(_, s)| s.total.abs() >= cfg.min_evidence_contribution)
+            .filter(|s| s.total.abs() >= cfg.min_evidence_contribution)
             .collect();
         strong.sort_by(|a, b| {
-            b.1.total
+            b.total
                 .abs()
-                .total_cmp(&a.1.total.abs())
-                .then(a.0.cmp(&b.0))
+                .total_cmp(&a.total.abs())
+                .then(a.order.cmp(&b.order))
         });
         let mut evidence: Vec<Evidence> = strong
             .into_iter()
             .take(cfg.max_evidence)
-            .map(|(_, s)| s.evidence())
+            .map(SentenceScore::evidence)
             .collect();
         if evidence.is_empty() {
             // Nothing moved the decision: show where the target is mentioned.
             evidence = scored
                 .iter()
                 .take(cfg.max_evidence)
-                .map(|(_, s)| {
+                .map(|s| {
                     let mut e = s.evidence();
                     e.reason = format!("{}; no stance cue or sentiment near it", s.mention_note);
                     e
@@ -157,6 +182,8 @@ impl StanceClassifier for LexiconStance {
                 "stance-cues".into(),
                 "vader-sentiment".into(),
             ],
+            sha256: None,
+            training_data: None,
         }
     }
 
@@ -175,7 +202,7 @@ impl StanceClassifier for LexiconStance {
 }
 
 /// FAVOR, AGAINST and NEUTRAL from logits `s`, `-s` and `margin`.
-fn softmax(s: f32, margin: f32) -> Probabilities {
+pub(crate) fn softmax(s: f32, margin: f32) -> Probabilities {
     let s = if s.is_finite() {
         s.clamp(-60.0, 60.0)
     } else {
@@ -201,17 +228,26 @@ struct Piece {
 
 /// A sentence's contribution toward one target.
 #[derive(Debug, Clone)]
-struct SentenceScore {
-    span: crate::text::TextSpan,
-    text: String,
-    total: f32,
+pub(crate) struct SentenceScore {
+    /// Index of the sentence in the document.
+    pub order: usize,
+    pub span: crate::text::TextSpan,
+    pub text: String,
+    /// The lexicon engine's contribution (positive toward FAVOR).
+    pub total: f32,
     pieces: Vec<Piece>,
-    mention_note: String,
+    pub mention_note: String,
     flags: Vec<String>,
+    /// The target's mentions, as byte ranges of `text`.
+    pub mentions: Vec<(usize, usize)>,
+    /// Whether the sentence reports someone else's words about the target
+    /// (a quote around a mention, or a reporting verb whose speaker is not
+    /// the target).
+    pub reported: bool,
 }
 
 impl SentenceScore {
-    fn evidence(&self) -> Evidence {
+    pub(crate) fn evidence(&self) -> Evidence {
         let mut pieces: Vec<&Piece> = self.pieces.iter().collect();
         pieces.sort_by(|a, b| b.contribution.abs().total_cmp(&a.contribution.abs()));
         let mut parts: Vec<String> = pieces
@@ -237,7 +273,26 @@ impl SentenceScore {
             text: self.text.clone(),
             contribution: self.total,
             reason,
+            mentions: self.mention_spans(),
+            model: None,
         }
+    }
+
+    /// The mentions as document spans (the sentence's text is a slice of
+    /// the document starting at `span`).
+    pub(crate) fn mention_spans(&self) -> Vec<crate::text::TextSpan> {
+        let chars = |b: usize| self.text.get(..b).map(|t| t.chars().count());
+        self.mentions
+            .iter()
+            .filter_map(|&(a, b)| {
+                Some(crate::text::TextSpan {
+                    start_char: self.span.start_char + chars(a)?,
+                    end_char: self.span.start_char + chars(b)?,
+                    start_byte: self.span.start_byte + a,
+                    end_byte: self.span.start_byte + b,
+                })
+            })
+            .collect()
     }
 }
 
@@ -456,13 +511,25 @@ impl SentenceScorer<'_> {
         }
         let total: f32 = pieces.iter().map(|p| p.contribution).sum();
         let total = if total.is_finite() { total } else { 0.0 };
+        let quoted = occ
+            .iter()
+            .any(|o| (o.start..o.end).any(|i| ctx.in_quote.get(i).copied().unwrap_or(false)));
+        let reported = quoted || (ctx.has_report && !ctx.target_is_speaker);
+        // Byte ranges in the sentence's text (`stext` is that text).
+        let mentions = occ
+            .iter()
+            .map(|o| (ctx.tokens[o.start].start, ctx.tokens[o.end - 1].end))
+            .collect();
         Some(SentenceScore {
+            order: 0,
             span,
             text: sentence.text.clone(),
             total,
             pieces,
             mention_note,
             flags,
+            mentions,
+            reported,
         })
     }
 

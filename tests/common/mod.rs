@@ -31,6 +31,7 @@ pub fn model_config() -> ModelConfig {
         models_dir: Some(models_dir()),
         model: DEFAULT_MODEL.to_string(),
         components: ComponentSet::Parser,
+        ..ModelConfig::default()
     }
 }
 

@@ -469,6 +469,8 @@ impl EntityRecognizer for TransformerRecognizer {
             backend: "rust-bert".into(),
             labels: self.classifier.entity_types(),
             components,
+            sha256: None,
+            training_data: None,
         }
     }
 

@@ -230,6 +230,12 @@ impl NliStance {
                     "NLI entailment: supports {:.2}, opposes {:.2}, neutral {:.2}",
                     dist[0], dist[1], dist[2]
                 ),
+                mentions: Vec::new(),
+                model: Some(Probabilities {
+                    favor: dist[0],
+                    against: dist[1],
+                    neutral: dist[2],
+                }),
             });
         }
         let probabilities = if sentences.is_empty() {
@@ -266,6 +272,8 @@ impl StanceClassifier for NliStance {
             backend: "rust-bert".into(),
             labels: vec!["FAVOR".into(), "AGAINST".into(), "NEUTRAL".into()],
             components: vec![format!("nli-zero-shot:{}", dir.model_type_name)],
+            sha256: None,
+            training_data: None,
         }
     }
 

@@ -1,0 +1,473 @@
+//! The learned stance engine: a target-dependent sentence model trained on
+//! NewsMTSC, read out per mention and aggregated over the article, with the
+//! lexicon engine's cues combined in.
+//!
+//! For each target the lexicon engine finds the sentences that mention it
+//! (names, aliases, gazetteer forms, surnames; the headline included) and
+//! reads each: its cues, and whether the mention is someone else's reported
+//! words. The first [`LearnedConfig::max_sentences`] of them go to the
+//! [`encoder`], one pass per sentence shared by every target it mentions,
+//! which gives P(negative, neutral, positive) for each mention. Per target:
+//!
+//! ```text
+//! z = Σ wᵢ (P(positive)ᵢ − P(negative)ᵢ) / Σ wᵢ     wᵢ = reported_weight for reported speech, else 1
+//! c = learned_weight · z + lexicon_weight · L         L = the lexicon engine's document score
+//! P(FAVOR, AGAINST, NEUTRAL) = softmax(c, −c, neutral_margin)
+//! ```
+//!
+//! With `lexicon_weight` 0 (mode [`Mode::LearnedOnly`]) it is the model
+//! alone. Each sentence is an evidence item with its mention spans, the
+//! model's probabilities and its share of `c`.
+
+mod adapter;
+pub mod encoder;
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use crate::pipeline::{
+    AnalysisError, Evidence, ModelInfo, Probabilities, Recognized, Stance, StanceClassifier, Target,
+};
+
+pub use adapter::{Adapter, AdapterError, Manifest};
+use encoder::{EncoderLimits, SentenceEncoder, SentenceInput};
+
+use super::{softmax, LexiconStance, SentenceScore};
+
+/// Directory name of the learned model inside the models directory.
+pub const MODEL_DIR: &str = "stance-minilm-newsmtsc";
+/// Directory name of its base encoder inside the models directory.
+pub const BASE_DIR: &str = "all-MiniLM-L6-v2";
+
+/// Whether the lexicon engine's score joins the model's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The model and the lexicon's cues (the default).
+    Combined,
+    /// The model alone (for evaluation).
+    LearnedOnly,
+}
+
+/// The article-level decision's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LearnedConfig {
+    /// Most sentences classified per target (the first ones in text order,
+    /// so the headline and lead are always among them). Bounds the cost on
+    /// huge articles.
+    pub max_sentences: usize,
+    /// Weight of a sentence whose mention is someone else's reported words.
+    pub reported_weight: f32,
+    /// Multiplies the model's mean polarity `z` (in [-1, 1]).
+    pub learned_weight: f32,
+    /// Multiplies the lexicon engine's document score (0 in
+    /// [`Mode::LearnedOnly`]).
+    pub lexicon_weight: f32,
+    /// Logit of NEUTRAL against `±c`.
+    pub neutral_margin: f32,
+    /// Most evidence items per stance.
+    pub max_evidence: usize,
+    /// Encoder limits (pieces per row, rows per pass).
+    pub limits: EncoderLimits,
+}
+
+impl LearnedConfig {
+    /// The settings for `mode`. The decision's weights and margin were
+    /// chosen on the development sets (`eval/stance/real.jsonl` and
+    /// `dev.jsonl`) by `cargo run --release --example stance_fit`; the
+    /// held-out and opinion sets were not used.
+    pub fn for_mode(mode: Mode) -> LearnedConfig {
+        let (learned_weight, lexicon_weight, neutral_margin) = match mode {
+            Mode::Combined => (COMBINED.0, COMBINED.1, COMBINED.2),
+            Mode::LearnedOnly => (LEARNED_ONLY.0, 0.0, LEARNED_ONLY.1),
+        };
+        LearnedConfig {
+            max_sentences: 24,
+            reported_weight: REPORTED_WEIGHT,
+            learned_weight,
+            lexicon_weight,
+            neutral_margin,
+            max_evidence: 5,
+            limits: EncoderLimits::default(),
+        }
+    }
+}
+
+impl LearnedConfig {
+    /// Each sentence's share of the decision score `c` (their sum).
+    pub fn shares(&self, readings: &[SentenceReading]) -> Vec<f32> {
+        let weight = |r: &SentenceReading| match r.model {
+            None => 0.0,
+            Some(_) if r.reported => self.reported_weight,
+            Some(_) => 1.0,
+        };
+        let total: f32 = readings.iter().map(weight).sum();
+        readings
+            .iter()
+            .map(|r| {
+                let learned = match r.model {
+                    Some(p) if total > 0.0 => {
+                        self.learned_weight * weight(r) * (p.favor - p.against) / total
+                    }
+                    _ => 0.0,
+                };
+                learned + self.lexicon_weight * r.lexicon
+            })
+            .collect()
+    }
+
+    /// FAVOR, AGAINST and NEUTRAL for one target's readings.
+    pub fn decide(&self, readings: &[SentenceReading]) -> Probabilities {
+        softmax(self.shares(readings).iter().sum(), self.neutral_margin)
+    }
+}
+
+/// One sentence's reading for one target.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SentenceReading {
+    /// The model's mean probabilities over the target's mentions in it;
+    /// `None` when it was not encoded (past the cap).
+    pub model: Option<Probabilities>,
+    /// Whether the mention is someone else's reported words.
+    pub reported: bool,
+    /// The lexicon engine's contribution.
+    pub lexicon: f32,
+}
+
+fn readings_of(scored: &[SentenceScore], model: &[Option<Probabilities>]) -> Vec<SentenceReading> {
+    scored
+        .iter()
+        .zip(model)
+        .map(|(s, m)| SentenceReading {
+            model: *m,
+            reported: s.reported,
+            lexicon: s.total,
+        })
+        .collect()
+}
+
+/// (learned_weight, lexicon_weight, neutral_margin) of [`Mode::Combined`].
+const COMBINED: (f32, f32, f32) = (4.0, 1.0, 0.6);
+/// (learned_weight, neutral_margin) of [`Mode::LearnedOnly`].
+const LEARNED_ONLY: (f32, f32) = (4.0, 0.6);
+const REPORTED_WEIGHT: f32 = 0.5;
+
+/// Where a learned model lives: its adapter directory and its base.
+#[derive(Debug, Clone)]
+pub struct ModelPaths {
+    pub adapter: PathBuf,
+    pub base: PathBuf,
+}
+
+impl ModelPaths {
+    /// The standard layout under a models directory.
+    pub fn under(models: &Path) -> ModelPaths {
+        ModelPaths {
+            adapter: models.join(MODEL_DIR),
+            base: models.join(BASE_DIR),
+        }
+    }
+
+    /// Whether the adapter's manifest is there (the base is checked at load).
+    pub fn present(&self) -> bool {
+        self.adapter.join("adapter.json").is_file()
+    }
+}
+
+/// The learned stance engine.
+pub struct LearnedStance {
+    encoder: SentenceEncoder,
+    lexicon: LexiconStance,
+    manifest: Manifest,
+    sha256: String,
+    config: LearnedConfig,
+    mode: Mode,
+}
+
+/// One target's sentences and where their mentions went in the batch.
+struct Plan {
+    scored: Vec<SentenceScore>,
+    /// Per encoded sentence (the first `max_sentences` of `scored`): its
+    /// index in the document and the indices of the target's mentions among
+    /// that sentence's encoder mentions.
+    slots: Vec<(usize, Vec<usize>)>,
+}
+
+impl LearnedStance {
+    /// Loads and checks the adapter and its base, builds the encoder.
+    pub fn load(
+        paths: &ModelPaths,
+        lexicon: LexiconStance,
+        mode: Mode,
+    ) -> Result<LearnedStance, AdapterError> {
+        let adapter = Adapter::load(&paths.adapter, &paths.base)?;
+        let config = LearnedConfig::for_mode(mode);
+        let encoder = SentenceEncoder::load(&paths.base, &adapter, config.limits)?;
+        let sha256 = adapter.manifest.adapter_sha256.clone();
+        Ok(LearnedStance {
+            encoder,
+            lexicon,
+            manifest: adapter.manifest,
+            sha256,
+            config,
+            mode,
+        })
+    }
+
+    /// Replaces the decision settings (evaluation and fitting use this).
+    pub fn with_config(mut self, config: LearnedConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    pub fn config(&self) -> &LearnedConfig {
+        &self.config
+    }
+
+    /// The raw model for a set of sentences: see [`SentenceEncoder::classify`].
+    pub fn encoder(&self) -> &SentenceEncoder {
+        &self.encoder
+    }
+
+    /// Per-mention probabilities with the fitted temperature.
+    fn probabilities(&self, logits: &[f32; 3]) -> Probabilities {
+        let t = self.manifest.temperature;
+        let max = logits.iter().copied().fold(f32::MIN, f32::max);
+        let e: Vec<f32> = logits.iter().map(|l| ((l - max) / t).exp()).collect();
+        let z: f32 = e.iter().sum();
+        Probabilities {
+            against: e[0] / z,
+            neutral: e[1] / z,
+            favor: e[2] / z,
+        }
+    }
+
+    /// The stance toward one target from its scored sentences and the
+    /// model's probabilities for each (`None`: not encoded).
+    fn decide(
+        &self,
+        target: &Target,
+        scored: &[SentenceScore],
+        model: &[Option<Probabilities>],
+    ) -> Stance {
+        let cfg = &self.config;
+        let readings = readings_of(scored, model);
+        let shares = cfg.shares(&readings);
+        let probabilities = softmax(shares.iter().sum(), cfg.neutral_margin);
+        let (label, score) = probabilities.best();
+
+        let mut evidence: Vec<(f32, usize, Evidence)> = scored
+            .iter()
+            .zip(&shares)
+            .zip(model)
+            .map(|((s, &contribution), p)| {
+                let mut reason = s.mention_note.clone();
+                if let Some(p) = p {
+                    reason.push_str(&format!(
+                        "; model: favor {:.2}, against {:.2}, neutral {:.2}",
+                        p.favor, p.against, p.neutral
+                    ));
+                    if s.reported {
+                        reason.push_str(&format!(
+                            " (reported speech, weighs x{:.2})",
+                            cfg.reported_weight
+                        ));
+                    }
+                }
+                if cfg.lexicon_weight != 0.0 && s.total != 0.0 {
+                    let lex = s.evidence().reason;
+                    if let Some((_, cues)) = lex.split_once(": ") {
+                        reason.push_str(&format!("; lexicon: {cues}"));
+                    }
+                }
+                let item = Evidence {
+                    span: s.span,
+                    text: s.text.clone(),
+                    contribution,
+                    reason,
+                    mentions: s.mention_spans(),
+                    model: *p,
+                };
+                (contribution.abs(), s.order, item)
+            })
+            .collect();
+        evidence.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        Stance {
+            target: target.name.clone(),
+            label,
+            score,
+            probabilities,
+            evidence: evidence
+                .into_iter()
+                .take(cfg.max_evidence)
+                .map(|(_, _, e)| e)
+                .collect(),
+        }
+    }
+
+    /// What the engine reads for each target, before any decision: for
+    /// fitting and evaluating the decision settings without re-encoding.
+    pub fn readings(
+        &self,
+        doc: &Recognized,
+        text: &str,
+        targets: &[Target],
+    ) -> Result<Vec<Vec<SentenceReading>>, AnalysisError> {
+        let mut out = Vec::with_capacity(targets.len());
+        self.read(doc, text, targets, &mut |_, scored, model| {
+            out.push(readings_of(scored, model));
+            ControlFlow::Continue(())
+        })?;
+        Ok(out)
+    }
+
+    /// Reads every target's sentences first (cheap), so that a sentence
+    /// naming several targets is encoded once with all their mentions; then
+    /// encodes target by target, in order, and hands each target's sentences
+    /// and model probabilities to `each` as soon as they are done.
+    fn read(
+        &self,
+        doc: &Recognized,
+        text: &str,
+        targets: &[Target],
+        each: &mut dyn FnMut(
+            &Target,
+            &[SentenceScore],
+            &[Option<Probabilities>],
+        ) -> ControlFlow<()>,
+    ) -> Result<(), AnalysisError> {
+        // Sentence index -> (its text, mention ranges of every target).
+        let mut inputs: BTreeMap<usize, (String, Vec<(usize, usize)>)> = BTreeMap::new();
+        let mut plans = Vec::with_capacity(targets.len());
+        for target in targets {
+            let scored = self.lexicon.score_sentences(doc, text, target);
+            let mut slots = Vec::new();
+            for s in scored.iter().take(self.config.max_sentences) {
+                let entry = inputs
+                    .entry(s.order)
+                    .or_insert_with(|| (s.text.clone(), Vec::new()));
+                let mut ids = Vec::new();
+                for m in &s.mentions {
+                    let k = match entry.1.iter().position(|x| x == m) {
+                        Some(k) => k,
+                        None => {
+                            entry.1.push(*m);
+                            entry.1.len() - 1
+                        }
+                    };
+                    ids.push(k);
+                }
+                slots.push((s.order, ids));
+            }
+            plans.push(Plan { scored, slots });
+        }
+
+        let mut done: BTreeMap<usize, Vec<Option<[f32; 3]>>> = BTreeMap::new();
+        for (target, plan) in targets.iter().zip(&plans) {
+            let todo: Vec<usize> = plan
+                .slots
+                .iter()
+                .map(|(order, _)| *order)
+                .filter(|o| !done.contains_key(o))
+                .collect();
+            if !todo.is_empty() {
+                let batch: Vec<SentenceInput> = todo
+                    .iter()
+                    .map(|o| {
+                        let (t, m) = &inputs[o];
+                        SentenceInput {
+                            text: t,
+                            mentions: m.clone(),
+                        }
+                    })
+                    .collect();
+                let logits = self
+                    .encoder
+                    .classify(&batch)
+                    .map_err(AnalysisError::Model)?;
+                for (o, l) in todo.into_iter().zip(logits) {
+                    done.insert(o, l);
+                }
+            }
+            // Sentences past the cap keep their lexicon reading only.
+            let mut model: Vec<Option<Probabilities>> = plan
+                .slots
+                .iter()
+                .map(|(order, ids)| {
+                    let probs: Vec<Probabilities> = ids
+                        .iter()
+                        .filter_map(|&k| done[order].get(k).copied().flatten())
+                        .map(|l| self.probabilities(&l))
+                        .collect();
+                    mean_probabilities(&probs)
+                })
+                .collect();
+            model.resize(plan.scored.len(), None);
+            if each(target, &plan.scored, &model).is_break() {
+                return Err(AnalysisError::Cancelled);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl StanceClassifier for LearnedStance {
+    fn model_info(&self) -> ModelInfo {
+        let mut components = vec![format!("learned:{}", self.manifest.base.name)];
+        if self.mode == Mode::Combined {
+            components.extend(["gazetteer", "stance-cues", "vader-sentiment"].map(String::from));
+        }
+        ModelInfo {
+            task: "stance".into(),
+            name: self.manifest.name.clone(),
+            version: self.manifest.version.clone(),
+            backend: "candle".into(),
+            labels: vec!["FAVOR".into(), "AGAINST".into(), "NEUTRAL".into()],
+            components,
+            sha256: Some(self.sha256.clone()),
+            training_data: Some(self.manifest.training.data.clone()),
+        }
+    }
+
+    fn classify(
+        &self,
+        doc: &Recognized,
+        text: &str,
+        target: &Target,
+    ) -> Result<Stance, AnalysisError> {
+        let mut out = None;
+        self.classify_all(doc, text, std::slice::from_ref(target), &mut |s| {
+            out = Some(s);
+            ControlFlow::Continue(())
+        })?;
+        out.ok_or_else(|| AnalysisError::Model("no stance decided".into()))
+    }
+
+    fn canonical_name(&self, mention: &str) -> Option<String> {
+        self.lexicon.canonical_name(mention)
+    }
+
+    fn classify_all(
+        &self,
+        doc: &Recognized,
+        text: &str,
+        targets: &[Target],
+        decided: &mut dyn FnMut(Stance) -> ControlFlow<()>,
+    ) -> Result<(), AnalysisError> {
+        self.read(doc, text, targets, &mut |target, scored, model| {
+            decided(self.decide(target, scored, model))
+        })
+    }
+}
+
+fn mean_probabilities(ps: &[Probabilities]) -> Option<Probabilities> {
+    if ps.is_empty() {
+        return None;
+    }
+    let n = ps.len() as f32;
+    Some(Probabilities {
+        favor: ps.iter().map(|p| p.favor).sum::<f32>() / n,
+        against: ps.iter().map(|p| p.against).sum::<f32>() / n,
+        neutral: ps.iter().map(|p| p.neutral).sum::<f32>() / n,
+    })
+}
