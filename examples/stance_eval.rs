@@ -65,6 +65,7 @@ fn main() -> anyhow::Result<()> {
     if files.is_empty() || all {
         for set in [
             "real.jsonl",
+            "opinion_dev.jsonl",
             "heldout.jsonl",
             "opinion.jsonl",
             "sample.jsonl",

@@ -11,6 +11,9 @@
 //!   selection, and the events an analysis produces.
 //! - [`backend`]: the models behind those traits (the native spaCy runtime).
 //! - [`spacy`]: a native Rust runtime for spaCy v3 pipelines.
+//! - [`stance`]: the stance engines: the explainable lexicon engine and
+//!   [`stance::learned`], a MiniLM sentence model trained on NewsMTSC (run
+//!   by candle) aggregated over the article.
 //! - [`text`]: byte and code-point offsets.
 //! - [`config`] and [`telemetry`]: settings and logging.
 //! - [`metrics`]: Prometheus metrics and their HTTP endpoint.

@@ -143,10 +143,23 @@ impl SentenceEncoder {
         }
         // Similar lengths together: less padding per pass.
         rows.sort_by_key(|r| r.ids.len());
-        for batch in rows.chunks(self.limits.batch_rows) {
-            for (si, mi, logits) in self.forward(batch).map_err(|e| e.to_string())? {
+        let mut start = 0;
+        while start < rows.len() {
+            // Rows are sorted by length: a batch ends at `batch_rows` rows or
+            // where a row is over a quarter longer than the batch's first,
+            // so that padding stays under a quarter of the work.
+            let first = rows[start].ids.len();
+            let mut end = start + 1;
+            while end < rows.len()
+                && end - start < self.limits.batch_rows
+                && rows[end].ids.len() * 4 <= first * 5 + 32
+            {
+                end += 1;
+            }
+            for (si, mi, logits) in self.forward(&rows[start..end]).map_err(|e| e.to_string())? {
                 out[si][mi] = Some(logits);
             }
+            start = end;
         }
         Ok(out)
     }
