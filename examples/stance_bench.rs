@@ -17,7 +17,6 @@ use std::time::Instant;
 use article_analyzer::backend::load_pipeline;
 use article_analyzer::config::{ModelConfig, StanceEngine};
 use article_analyzer::pipeline::{AnalyzeOptions, StanceMode};
-use article_analyzer::stance::learned::encoder::SentenceInput;
 use article_analyzer::stance::learned::{LearnedStance, Mode, ModelPaths};
 use article_analyzer::stance::LexiconStance;
 
@@ -41,34 +40,8 @@ fn main() -> anyhow::Result<()> {
         LexiconStance::embedded()?,
         Mode::LearnedOnly,
     )?;
-    let rows: Vec<serde_json::Value> = std::fs::read_to_string(&file)?
-        .lines()
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()?;
-    let texts: Vec<String> = rows
-        .iter()
-        .map(|r| r["sentence_normalized"].as_str().unwrap_or("").to_string())
-        .collect();
-    let byte_at = |s: &str, c: u64| s.char_indices().nth(c as usize).map_or(s.len(), |(b, _)| b);
-    let inputs: Vec<SentenceInput> = rows
-        .iter()
-        .zip(&texts)
-        .map(|(r, t)| SentenceInput {
-            text: t,
-            mentions: r["targets"]
-                .as_array()
-                .map(|ts| {
-                    ts.iter()
-                        .map(|x| {
-                            let a = x["from"].as_u64().unwrap_or(0);
-                            let b = x["to"].as_u64().unwrap_or(0);
-                            (byte_at(t, a), byte_at(t, b))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-        })
-        .collect();
+    let sentences = article_analyzer::stance::eval::newsmtsc::load(&file)?;
+    let inputs = article_analyzer::stance::eval::newsmtsc::encoder_inputs(&sentences);
     let pieces = model.encoder().count_pieces(&inputs);
     let mut best = f64::MAX;
     for _ in 0..repeats {

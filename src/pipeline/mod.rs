@@ -45,16 +45,37 @@ pub struct Recognition {
     pub ms: f64,
 }
 
-/// Decides the stance of a text toward one target.
+/// Decides the stance of a text toward its targets.
 pub trait StanceClassifier: Send + Sync {
     fn model_info(&self) -> ModelInfo;
-    /// Stance of `doc` toward `target`, with the evidence for it.
+
+    /// Stances toward several targets, each handed to `decided` as soon as
+    /// it is decided, in the order of `targets`; `decided` breaks to stop
+    /// early (the result is then [`AnalysisError::Cancelled`]). Models that
+    /// compute faster in batches share one forward pass over the evidence
+    /// of every target here.
+    fn classify_all(
+        &self,
+        doc: &Recognized,
+        text: &str,
+        targets: &[Target],
+        decided: &mut dyn FnMut(Stance) -> ControlFlow<()>,
+    ) -> Result<(), AnalysisError>;
+
+    /// Stance of `doc` toward one `target`, with the evidence for it.
     fn classify(
         &self,
         doc: &Recognized,
         text: &str,
         target: &Target,
-    ) -> Result<Stance, AnalysisError>;
+    ) -> Result<Stance, AnalysisError> {
+        let mut out = None;
+        self.classify_all(doc, text, std::slice::from_ref(target), &mut |s| {
+            out = Some(s);
+            ControlFlow::Continue(())
+        })?;
+        out.ok_or_else(|| AnalysisError::Model("the classifier decided no stance".into()))
+    }
 
     /// The real-world target a mention names, when the classifier knows
     /// more than the recognizer ("Washington", "US" and "American" all name
@@ -62,26 +83,6 @@ pub trait StanceClassifier: Send + Sync {
     /// resolve to the same name.
     fn canonical_name(&self, _mention: &str) -> Option<String> {
         None
-    }
-
-    /// Stances toward several targets, each handed to `decided` as soon as
-    /// it is decided; `decided` breaks to stop early. The default classifies
-    /// the targets one by one. Models that compute faster in batches (one
-    /// forward pass over the evidence of every target) override it.
-    fn classify_all(
-        &self,
-        doc: &Recognized,
-        text: &str,
-        targets: &[Target],
-        decided: &mut dyn FnMut(Stance) -> ControlFlow<()>,
-    ) -> Result<(), AnalysisError> {
-        for target in targets {
-            let stance = self.classify(doc, text, target)?;
-            if decided(stance).is_break() {
-                return Err(AnalysisError::Cancelled);
-            }
-        }
-        Ok(())
     }
 }
 

@@ -33,6 +33,7 @@ mod syntax;
 mod targets;
 mod tokens;
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use crate::pipeline::{
@@ -187,13 +188,19 @@ impl StanceClassifier for LexiconStance {
         }
     }
 
-    fn classify(
+    fn classify_all(
         &self,
         doc: &Recognized,
         text: &str,
-        target: &Target,
-    ) -> Result<Stance, AnalysisError> {
-        Ok(self.stance(doc, text, target))
+        targets: &[Target],
+        decided: &mut dyn FnMut(Stance) -> ControlFlow<()>,
+    ) -> Result<(), AnalysisError> {
+        for target in targets {
+            if decided(self.stance(doc, text, target)).is_break() {
+                return Err(AnalysisError::Cancelled);
+            }
+        }
+        Ok(())
     }
 
     fn canonical_name(&self, mention: &str) -> Option<String> {

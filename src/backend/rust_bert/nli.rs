@@ -277,20 +277,6 @@ impl StanceClassifier for NliStance {
         }
     }
 
-    fn classify(
-        &self,
-        doc: &Recognized,
-        text: &str,
-        target: &Target,
-    ) -> Result<Stance, AnalysisError> {
-        let mut out = None;
-        self.classify_all(doc, text, std::slice::from_ref(target), &mut |s| {
-            out = Some(s);
-            ControlFlow::Continue(())
-        })?;
-        out.ok_or_else(|| AnalysisError::Model("no stance came back".into()))
-    }
-
     fn classify_all(
         &self,
         doc: &Recognized,

@@ -435,20 +435,6 @@ impl StanceClassifier for LearnedStance {
         }
     }
 
-    fn classify(
-        &self,
-        doc: &Recognized,
-        text: &str,
-        target: &Target,
-    ) -> Result<Stance, AnalysisError> {
-        let mut out = None;
-        self.classify_all(doc, text, std::slice::from_ref(target), &mut |s| {
-            out = Some(s);
-            ControlFlow::Continue(())
-        })?;
-        out.ok_or_else(|| AnalysisError::Model("no stance decided".into()))
-    }
-
     fn canonical_name(&self, mention: &str) -> Option<String> {
         self.lexicon.canonical_name(mention)
     }

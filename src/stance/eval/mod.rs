@@ -18,6 +18,8 @@ use serde::Deserialize;
 
 use crate::pipeline::{AnalyzeOptions, Pipeline, StanceLabel, StanceMode};
 
+pub mod newsmtsc;
+
 /// The labels in table order.
 pub const LABELS: [StanceLabel; 3] = [
     StanceLabel::Favor,
@@ -209,6 +211,11 @@ impl Scores {
             f1,
             support,
         }
+    }
+
+    /// Macro-F1 over all three labels (NewsMTSC's F1m).
+    pub fn macro_f1(&self) -> f64 {
+        LABELS.iter().map(|&l| self.prf(l).f1).sum::<f64>() / LABELS.len() as f64
     }
 
     /// Mean F1 of FAVOR and AGAINST (the usual stance-detection figure).
