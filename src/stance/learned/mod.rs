@@ -72,17 +72,18 @@ pub struct LearnedConfig {
 }
 
 impl LearnedConfig {
-    /// The settings for `mode`. The decision's weights and margin were
-    /// chosen on the development sets (`eval/stance/real.jsonl` and
-    /// `dev.jsonl`) by `cargo run --release --example stance_fit`; the
-    /// held-out and opinion sets were not used.
+    /// The settings for `mode`. The decision's weights, margin and the
+    /// reported-speech weight were chosen on the development sets
+    /// (`eval/stance/real.jsonl`, `dev.jsonl`, `opinion_dev.jsonl`) by
+    /// `cargo run --release --example stance_fit`; the held-out, opinion and
+    /// sample sets were not used.
     pub fn for_mode(mode: Mode) -> LearnedConfig {
         let (learned_weight, lexicon_weight, neutral_margin) = match mode {
             Mode::Combined => (COMBINED.0, COMBINED.1, COMBINED.2),
             Mode::LearnedOnly => (LEARNED_ONLY.0, 0.0, LEARNED_ONLY.1),
         };
         LearnedConfig {
-            max_sentences: 24,
+            max_sentences: crate::config::DEFAULT_STANCE_MAX_SENTENCES,
             reported_weight: REPORTED_WEIGHT,
             learned_weight,
             lexicon_weight,
@@ -91,9 +92,7 @@ impl LearnedConfig {
             limits: EncoderLimits::default(),
         }
     }
-}
 
-impl LearnedConfig {
     /// Each sentence's share of the decision score `c` (their sum).
     pub fn shares(&self, readings: &[SentenceReading]) -> Vec<f32> {
         let weight = |r: &SentenceReading| match r.model {
@@ -184,7 +183,6 @@ pub struct LearnedStance {
     encoder: SentenceEncoder,
     lexicon: LexiconStance,
     manifest: Manifest,
-    sha256: String,
     config: LearnedConfig,
     mode: Mode,
 }
@@ -213,12 +211,10 @@ impl LearnedStance {
         let adapter = Adapter::load(&paths.adapter, &paths.base)?;
         let config = LearnedConfig::for_mode(mode);
         let encoder = SentenceEncoder::load(&paths.base, &adapter, config.limits)?;
-        let sha256 = adapter.manifest.adapter_sha256.clone();
         Ok(LearnedStance {
             encoder,
             lexicon,
             manifest: adapter.manifest,
-            sha256,
             config,
             mode,
         })
@@ -430,7 +426,7 @@ impl StanceClassifier for LearnedStance {
             backend: "candle".into(),
             labels: vec!["FAVOR".into(), "AGAINST".into(), "NEUTRAL".into()],
             components,
-            sha256: Some(self.sha256.clone()),
+            sha256: Some(self.manifest.adapter_sha256.clone()),
             training_data: Some(self.manifest.training.data.clone()),
         }
     }
