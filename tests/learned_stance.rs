@@ -270,3 +270,23 @@ fn the_server_refuses_to_start_on_a_corrupt_adapter_instead_of_falling_back() {
         assert!(text.contains("adapter.safetensors"), "{engine:?}: {text}");
     }
 }
+
+#[test]
+fn a_huge_sentence_with_thousands_of_mentions_costs_a_bounded_number_of_pieces() {
+    let text = "Merkel and Macron talked ".repeat(2_000);
+    let mentions: Vec<(usize, usize)> = text
+        .match_indices("Merkel")
+        .map(|(i, m)| (i, i + m.len()))
+        .collect();
+    assert_eq!(mentions.len(), 2_000);
+    let input = [SentenceInput {
+        text: &text,
+        mentions,
+    }];
+    let encoder = model().encoder();
+    // At most four windows of 256 pieces, whatever the sentence's length.
+    assert!(encoder.count_pieces(&input) <= 4 * 256);
+    let logits = encoder.classify(&input).unwrap();
+    let read = logits[0].iter().filter(|l| l.is_some()).count();
+    assert!(read > 0 && read < 2_000, "{read} mentions read");
+}

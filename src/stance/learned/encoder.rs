@@ -34,6 +34,9 @@ pub struct EncoderLimits {
     pub max_pieces: usize,
     /// Rows per forward pass.
     pub batch_rows: usize,
+    /// Windows read from one sentence longer than `max_pieces`; mentions
+    /// past them get no probabilities.
+    pub max_windows: usize,
 }
 
 impl Default for EncoderLimits {
@@ -41,6 +44,7 @@ impl Default for EncoderLimits {
         EncoderLimits {
             max_pieces: 256,
             batch_rows: 16,
+            max_windows: 4,
         }
     }
 }
@@ -112,6 +116,7 @@ impl SentenceEncoder {
         let limits = EncoderLimits {
             max_pieces: limits.max_pieces.clamp(8, config.max_position_embeddings),
             batch_rows: limits.batch_rows.max(1),
+            max_windows: limits.max_windows.max(1),
         };
         Ok(SentenceEncoder {
             bert,
@@ -183,12 +188,13 @@ impl SentenceEncoder {
             .map_err(|e| format!("tokenizing: {e}"))?;
         let ids = enc.get_ids();
         let offsets = enc.get_offsets();
+        // Offsets are in text order: the pieces a mention covers are found by
+        // binary search, so a sentence with thousands of mentions stays cheap.
         let pieces_of = |&(start, end): &(usize, usize)| -> Vec<usize> {
-            offsets
-                .iter()
-                .enumerate()
-                .filter(|(_, &(a, b))| b > a && a < end && b > start)
-                .map(|(i, _)| i)
+            let from = offsets.partition_point(|&(_, b)| b <= start);
+            (from..offsets.len())
+                .take_while(|&i| offsets[i].0 < end)
+                .filter(|&i| offsets[i].1 > offsets[i].0)
                 .collect()
         };
         let room = self.limits.max_pieces - 2;
@@ -199,39 +205,56 @@ impl SentenceEncoder {
             row.push(self.sep);
             row
         };
+        let mut mentions: Vec<(usize, Vec<usize>)> = s
+            .mentions
+            .iter()
+            .enumerate()
+            .map(|(mi, m)| (mi, pieces_of(m)))
+            .filter(|(_, p)| !p.is_empty())
+            .collect();
         if ids.len() <= room {
-            let mentions = s
-                .mentions
-                .iter()
-                .enumerate()
-                .map(|(mi, m)| (si, mi, pieces_of(m).into_iter().map(|p| p + 1).collect()))
-                .filter(|(_, _, p): &(usize, usize, Vec<usize>)| !p.is_empty())
-                .collect();
             rows.push(Row {
                 ids: wrap(0, ids.len()),
-                mentions,
+                mentions: mentions
+                    .into_iter()
+                    .map(|(mi, p)| (si, mi, p.into_iter().map(|x| x + 1).collect()))
+                    .collect(),
             });
             return Ok(());
         }
-        for (mi, m) in s.mentions.iter().enumerate() {
-            let pieces = pieces_of(m);
-            let (Some(&first), Some(&last)) = (pieces.first(), pieces.last()) else {
-                continue;
-            };
+        // A sentence too long for one row: windows of `room` pieces, each
+        // centred on the first mention the previous windows did not cover
+        // and serving every mention inside it; at most `max_windows`, so the
+        // cost of one sentence is bounded whatever its length.
+        mentions.sort_by_key(|(_, p)| p[0]);
+        let mut next = 0;
+        let mut windows = 0;
+        while next < mentions.len() && windows < self.limits.max_windows {
+            let pieces = &mentions[next].1;
+            let (first, last) = (pieces[0], pieces[pieces.len() - 1]);
             let span = (last + 1 - first).min(room);
             let lo = first
                 .saturating_sub((room - span) / 2)
                 .min(ids.len() - room);
             let hi = lo + room;
-            let inside: Vec<usize> = pieces
-                .into_iter()
-                .filter(|&p| p >= lo && p < hi)
-                .map(|p| p - lo + 1)
-                .collect();
+            let mut served = Vec::new();
+            while next < mentions.len() && mentions[next].1[0] < hi {
+                let (mi, p) = &mentions[next];
+                let inside: Vec<usize> = p
+                    .iter()
+                    .filter(|&&x| x >= lo && x < hi)
+                    .map(|&x| x - lo + 1)
+                    .collect();
+                if !inside.is_empty() {
+                    served.push((si, *mi, inside));
+                }
+                next += 1;
+            }
             rows.push(Row {
                 ids: wrap(lo, hi),
-                mentions: vec![(si, mi, inside)],
+                mentions: served,
             });
+            windows += 1;
         }
         Ok(())
     }
