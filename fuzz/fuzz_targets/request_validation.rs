@@ -48,6 +48,8 @@ impl EntityRecognizer for Labels {
             backend: "fuzz".into(),
             labels: LABELS.iter().map(|l| l.to_string()).collect(),
             components: vec![],
+            sha256: None,
+            training_data: None,
         }
     }
 
