@@ -121,7 +121,7 @@ impl LexiconStance {
 
     /// The document score of scored sentences: their summed contributions,
     /// length-normalised as configured.
-    pub(crate) fn document_score(&self, scored: &[SentenceScore]) -> f32 {
+    fn document_score(&self, scored: &[SentenceScore]) -> f32 {
         let n = scored.len().max(1) as f32;
         let sum: f32 = scored.iter().map(|s| s.total).sum();
         sum / n.powf(self.config.length_normalization)

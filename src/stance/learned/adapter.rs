@@ -92,9 +92,12 @@ pub struct Adapter {
     path: PathBuf,
 }
 
-pub(crate) fn sha256_of(path: &Path) -> Result<String, AdapterError> {
-    let bytes = std::fs::read(path).map_err(|e| AdapterError::io(path, e))?;
-    Ok(format!("{:x}", Sha256::digest(&bytes)))
+/// The file's sha256, read in chunks (the base weights are 90 MB).
+fn sha256_of(path: &Path) -> Result<String, AdapterError> {
+    let mut file = std::fs::File::open(path).map_err(|e| AdapterError::io(path, e))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| AdapterError::io(path, e))?;
+    Ok(format!("{:x}", hasher.finalize()))
 }
 
 fn check_sha(path: &Path, expected: &str) -> Result<(), AdapterError> {

@@ -22,7 +22,7 @@
 mod adapter;
 pub mod encoder;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
@@ -67,8 +67,6 @@ pub struct LearnedConfig {
     pub neutral_margin: f32,
     /// Most evidence items per stance.
     pub max_evidence: usize,
-    /// Encoder limits (pieces per row, rows per pass).
-    pub limits: EncoderLimits,
 }
 
 impl LearnedConfig {
@@ -89,7 +87,6 @@ impl LearnedConfig {
             lexicon_weight,
             neutral_margin,
             max_evidence: 5,
-            limits: EncoderLimits::default(),
         }
     }
 
@@ -210,7 +207,7 @@ impl LearnedStance {
     ) -> Result<LearnedStance, AdapterError> {
         let adapter = Adapter::load(&paths.adapter, &paths.base)?;
         let config = LearnedConfig::for_mode(mode);
-        let encoder = SentenceEncoder::load(&paths.base, &adapter, config.limits)?;
+        let encoder = SentenceEncoder::load(&paths.base, &adapter, EncoderLimits::default())?;
         Ok(LearnedStance {
             encoder,
             lexicon,
@@ -338,27 +335,28 @@ impl LearnedStance {
         targets: &[Target],
         each: &mut ReadSink,
     ) -> Result<(), AnalysisError> {
-        // Sentence index -> (its text, mention ranges of every target).
-        let mut inputs: BTreeMap<usize, (String, Vec<(usize, usize)>)> = BTreeMap::new();
+        // Sentence index -> (its text, mention ranges of every target, and
+        // where each range is in that list: a sentence may hold thousands).
+        type Input = (String, Vec<(usize, usize)>, HashMap<(usize, usize), usize>);
+        let mut inputs: BTreeMap<usize, Input> = BTreeMap::new();
         let mut plans = Vec::with_capacity(targets.len());
         for target in targets {
             let scored = self.lexicon.score_sentences(doc, text, target);
             let mut slots = Vec::new();
             for s in scored.iter().take(self.config.max_sentences) {
-                let entry = inputs
+                let (_, ranges, index) = inputs
                     .entry(s.order)
-                    .or_insert_with(|| (s.text.clone(), Vec::new()));
-                let mut ids = Vec::new();
-                for m in &s.mentions {
-                    let k = match entry.1.iter().position(|x| x == m) {
-                        Some(k) => k,
-                        None => {
-                            entry.1.push(*m);
-                            entry.1.len() - 1
-                        }
-                    };
-                    ids.push(k);
-                }
+                    .or_insert_with(|| (s.text.clone(), Vec::new(), HashMap::new()));
+                let ids = s
+                    .mentions
+                    .iter()
+                    .map(|m| {
+                        *index.entry(*m).or_insert_with(|| {
+                            ranges.push(*m);
+                            ranges.len() - 1
+                        })
+                    })
+                    .collect();
                 slots.push((s.order, ids));
             }
             plans.push(Plan { scored, slots });
@@ -376,7 +374,7 @@ impl LearnedStance {
                 let batch: Vec<SentenceInput> = todo
                     .iter()
                     .map(|o| {
-                        let (t, m) = &inputs[o];
+                        let (t, m, _) = &inputs[o];
                         SentenceInput {
                             text: t,
                             mentions: m.clone(),
