@@ -313,9 +313,37 @@ pub struct Limits {
     /// Requests of one AnalyzeStream call processed at once.
     #[arg(long, env = "ARTICLE_ANALYZER_STREAM_CONCURRENCY", default_value_t = 4)]
     pub stream_concurrency: usize,
-    /// Events buffered per call before a slow reader pauses its analysis.
+    /// Response messages queued per call for the transport. The analysis
+    /// never waits for them: it finishes into the call's own buffer, and a
+    /// reader that stalls is cut off after `--stall-timeout-secs`.
     #[arg(long, env = "ARTICLE_ANALYZER_EVENT_BUFFER", default_value_t = 32)]
     pub event_buffer: usize,
+    /// Seconds a caller may read nothing of its answer while answers wait,
+    /// before its call ends with DEADLINE_EXCEEDED and its buffer is freed
+    /// (0: wait forever).
+    #[arg(
+        long,
+        env = "ARTICLE_ANALYZER_STALL_TIMEOUT_SECS",
+        default_value_t = 30
+    )]
+    pub stall_timeout_secs: u64,
+    /// Connections open at once; new ones over it are closed on accept, so
+    /// open ones keep their service. Lowered at start to fit the process's
+    /// open-file limit.
+    #[arg(
+        long,
+        env = "ARTICLE_ANALYZER_MAX_CONNECTIONS",
+        default_value_t = 10_000
+    )]
+    pub max_connections: usize,
+    /// Seconds a new connection has to start its handshake (its first 24
+    /// bytes) before it is closed (0: no limit).
+    #[arg(
+        long,
+        env = "ARTICLE_ANALYZER_HANDSHAKE_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
+    pub handshake_timeout_secs: u64,
     /// Dynamic batching: the most tokens (estimated as UTF-8 bytes / 4) of
     /// documents from different calls that go through the recognizer as one
     /// batch (0: no batching, one document at a time).
@@ -383,6 +411,9 @@ impl Default for Limits {
             max_message_bytes: 8 * 1024 * 1024,
             stream_concurrency: 4,
             event_buffer: 32,
+            stall_timeout_secs: 30,
+            max_connections: 10_000,
+            handshake_timeout_secs: 10,
             batch_max_tokens: 0,
             batch_max_wait_ms: 0,
             window_chars: 50_000,

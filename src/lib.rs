@@ -3,9 +3,12 @@
 //!
 //! How the pieces fit, from the wire inwards:
 //!
-//! - [`server`]: the gRPC service (tonic), health, reflection, admission
-//!   control and streaming. The only module that knows about gRPC.
+//! - [`server`]: the gRPC service (tonic), health, reflection, the accept
+//!   loop, streaming and the gRPC client. With [`proto`] and [`loadtest`],
+//!   the only modules that name gRPC.
 //! - [`proto`]: the generated `article_analyzer.v1` messages.
+//! - [`engine`]: admission control, worker slots, batching, windows,
+//!   deadlines and cancellation, with no transport: jobs in, events out.
 //! - [`pipeline`]: the analysis as plain Rust: the [`pipeline::EntityRecognizer`]
 //!   and [`pipeline::StanceClassifier`] traits, mention grouping, target
 //!   selection, and the events an analysis produces.
@@ -23,6 +26,7 @@
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod engine;
 pub mod loadtest;
 pub mod metrics;
 pub mod pipeline;

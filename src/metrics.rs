@@ -48,6 +48,7 @@ pub struct Metrics {
     analyses: IntCounterVec,
     tokens: IntCounter,
     batch_documents: Histogram,
+    connections_refused: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -124,6 +125,15 @@ impl Metrics {
             &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
         ))
         .expect("valid metric");
+        let connections_refused = IntCounterVec::new(
+            opts(
+                "connections_refused_total",
+                "Connections closed on accept (max_connections) or not accepted \
+                 for lack of descriptors (out_of_descriptors, counted per retry).",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(rpc_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(rpc_duration.clone()),
@@ -134,6 +144,7 @@ impl Metrics {
             Box::new(analyses.clone()),
             Box::new(tokens.clone()),
             Box::new(batch_documents.clone()),
+            Box::new(connections_refused.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -148,7 +159,18 @@ impl Metrics {
             analyses,
             tokens,
             batch_documents,
+            connections_refused,
         }
+    }
+
+    /// Counts one call of `rpc` refused before its handler ran.
+    pub fn call_refused(&self, rpc: &'static str, code: &'static str) {
+        self.rpc_requests.with_label_values(&[rpc, code]).inc();
+    }
+
+    /// Counts one connection refused at the accept loop.
+    pub fn connection_refused(&self, reason: &'static str) {
+        self.connections_refused.with_label_values(&[reason]).inc();
     }
 
     /// Starts timing one call of `rpc`; it counts as in flight until the

@@ -56,9 +56,8 @@ mod otel {
 
     use anyhow::Context;
     use opentelemetry::trace::TracerProvider as _;
-    use opentelemetry::KeyValue;
     use opentelemetry_otlp::WithExportConfig;
-    use opentelemetry_sdk::trace::TracerProvider;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{EnvFilter, Layer};
@@ -68,7 +67,7 @@ mod otel {
     /// The exporter's own runtime: tracing starts before (and outside) the
     /// server's runtime, and the `analyze` command has none.
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    static PROVIDER: OnceLock<TracerProvider> = OnceLock::new();
+    static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
     pub fn init(config: &LogConfig, endpoint: &str, filter: EnvFilter) -> anyhow::Result<()> {
         if PROVIDER.get().is_some() {
@@ -88,12 +87,13 @@ mod otel {
                 .with_endpoint(endpoint)
                 .build()
                 .context("building the OTLP exporter")?;
-            TracerProvider::builder()
-                .with_batch_exporter(exporter, opentelemetry_sdk::runtime::Tokio)
-                .with_resource(opentelemetry_sdk::Resource::new([KeyValue::new(
-                    "service.name",
-                    config.otel_service_name.clone(),
-                )]))
+            SdkTracerProvider::builder()
+                .with_batch_exporter(exporter)
+                .with_resource(
+                    opentelemetry_sdk::Resource::builder_empty()
+                        .with_service_name(config.otel_service_name.clone())
+                        .build(),
+                )
                 .build()
         };
         let tracer = provider.tracer(env!("CARGO_PKG_NAME"));

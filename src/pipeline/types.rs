@@ -405,6 +405,15 @@ pub enum AnalysisError {
     /// A model failed on this input.
     #[error("model failure: {0}")]
     Model(String),
+    /// Every queue slot is taken; retrying later may succeed.
+    #[error("overloaded: {0}")]
+    Overloaded(String),
+    /// The caller's deadline passed (the text says where).
+    #[error("deadline exceeded: {0}")]
+    DeadlineExceeded(&'static str),
+    /// The engine is shutting down and takes no new work.
+    #[error("shutting down")]
+    ShuttingDown,
 }
 
 #[cfg(test)]

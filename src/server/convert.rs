@@ -164,6 +164,11 @@ pub fn status(e: &AnalysisError) -> Status {
         AnalysisError::LimitExceeded(m) => Status::resource_exhausted(m.clone()),
         AnalysisError::Cancelled => Status::cancelled("the analysis was cancelled"),
         AnalysisError::Model(m) => Status::internal(m.clone()),
+        AnalysisError::Overloaded(m) => Status::resource_exhausted(m.clone()),
+        AnalysisError::DeadlineExceeded(m) => Status::deadline_exceeded(*m),
+        AnalysisError::ShuttingDown => {
+            Status::unavailable("the server is shutting down; retry on another replica")
+        }
     }
 }
 

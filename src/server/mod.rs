@@ -9,12 +9,12 @@
 // would add conversions at every call site for no gain.
 #![allow(clippy::result_large_err)]
 
-mod batch;
 pub mod client;
 mod convert;
-mod jobs;
+mod edge;
+mod listener;
 mod observe;
-mod oversize;
+mod respond;
 pub mod security;
 mod trace_context;
 
@@ -27,7 +27,6 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use tonic_health::server::HealthReporter;
@@ -35,24 +34,33 @@ use tonic_health::ServingStatus;
 use tracing::{error, info, warn};
 
 use crate::config::{Limits, ServerConfig};
+use crate::engine::{self, Analysis, Engine, Job};
 use crate::metrics::Metrics;
 use crate::pipeline::{AnalyzeOptions, Pipeline};
 use crate::proto as pb;
 use crate::proto::article_analyzer_server::{ArticleAnalyzer, ArticleAnalyzerServer};
-use jobs::{Job, Scheduler};
+use respond::{CallStream, Responder};
 use trace_context::RemoteParent;
 
 /// The fully qualified name of our service, as health checks name it.
 pub const SERVICE_NAME: &str = "article_analyzer.v1.ArticleAnalyzer";
 
+/// Longest `request_id`, in UTF-8 bytes: it is repeated on every event of
+/// its answer, so an unbounded one would multiply the response size.
+pub const MAX_REQUEST_ID_BYTES: usize = 256;
+
 /// Shared state of all calls.
+#[derive(Clone)]
 struct Service {
     pipeline: Arc<OnceLock<Pipeline>>,
-    scheduler: Arc<Scheduler>,
+    engine: Arc<Engine>,
     limits: Limits,
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::AnalyzeEvent, Status>> + Send>>;
+
+/// A request that failed before it ran: the id to answer with and why.
+type Refused = (String, Status);
 
 impl Service {
     fn pipeline(&self) -> Result<Pipeline, Status> {
@@ -69,7 +77,21 @@ impl Service {
         req: pb::AnalyzeRequest,
         deadline: Option<Instant>,
         parent: &RemoteParent,
-    ) -> Result<Job, (String, Status)> {
+    ) -> Result<(String, Job), Refused> {
+        if req.request_id.len() > MAX_REQUEST_ID_BYTES {
+            let mut cut = MAX_REQUEST_ID_BYTES;
+            while !req.request_id.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            return Err((
+                req.request_id[..cut].to_string(),
+                Status::invalid_argument(format!(
+                    "request_id has {} bytes; the limit is {MAX_REQUEST_ID_BYTES} \
+                     (it is echoed here cut to the limit)",
+                    req.request_id.len()
+                )),
+            ));
+        }
         let request_id = if req.request_id.is_empty() {
             uuid::Uuid::new_v4().to_string()
         } else {
@@ -77,37 +99,65 @@ impl Service {
         };
         let options = validate_request(pipeline, &self.limits, &req.text, req.options.as_ref())
             .map_err(|s| (request_id.clone(), s))?;
-        Ok(Job {
+        let span = engine::analysis_span(&request_id, req.text.len());
+        parent.apply(&span);
+        Ok((
             request_id,
-            text: req.text,
-            options,
-            deadline,
-            parent: parent.clone(),
-        })
+            Job {
+                text: req.text,
+                options,
+                deadline,
+                span,
+            },
+        ))
     }
 
-    /// Validates, admits and starts one analysis; its events arrive on the
-    /// returned channel, ending with an `Err` if it fails.
+    /// Validates, admits and starts one analysis.
     fn start(
         &self,
         req: pb::AnalyzeRequest,
         deadline: Option<Instant>,
-        parent: RemoteParent,
-    ) -> Result<mpsc::Receiver<Result<pb::AnalyzeEvent, Status>>, Status> {
-        let pipeline = self.pipeline()?;
-        let job = self
-            .job(&pipeline, req, deadline, &parent)
-            .map_err(|(_, s)| s)?;
-        let admitted = self.scheduler.admit()?;
-        let (tx, rx) = mpsc::channel(self.limits.event_buffer.max(1));
-        let scheduler = self.scheduler.clone();
-        tokio::spawn(async move {
-            if let Err(status) = jobs::run(scheduler, pipeline, job, admitted, tx.clone()).await {
-                let _ = tx.send(Err(status)).await;
-            }
-        });
-        Ok(rx)
+        parent: &RemoteParent,
+    ) -> Result<(String, Analysis), Refused> {
+        let pipeline = self.pipeline().map_err(|s| (req.request_id.clone(), s))?;
+        let (request_id, job) = self.job(&pipeline, req, deadline, parent)?;
+        let admitted = self
+            .engine
+            .admit()
+            .map_err(|e| (request_id.clone(), convert::status(&e)))?;
+        Ok((request_id, self.engine.start(pipeline, job, admitted)))
     }
+
+    /// Starts counting a call in the metrics (and tells [`edge::Edge`] so).
+    fn call<T>(&self, request: &Request<T>, rpc: &'static str) -> crate::metrics::CallGuard {
+        edge::Counted::mark(request.extensions());
+        self.engine.metrics().start_call(rpc)
+    }
+
+    fn responder(&self) -> (Responder, CallStream) {
+        Responder::new(
+            self.limits.event_buffer,
+            Limits::secs(self.limits.stall_timeout_secs),
+        )
+    }
+}
+
+/// Sends one analysis's events to `out` as protobuf messages. An error ends
+/// the call (`bulk: false`) or becomes that request's `Failed` event (`bulk:
+/// true`). Returns false when the caller is gone or cut off; dropping the
+/// analysis then cancels it.
+async fn forward(request_id: &str, mut analysis: Analysis, out: &Responder, bulk: bool) -> bool {
+    while let Some(item) = analysis.next().await {
+        let message = match item {
+            Ok(event) => Ok(convert::event(request_id, &event)),
+            Err(e) if bulk => Ok(convert::failed(request_id, &convert::status(&e))),
+            Err(e) => Err(convert::status(&e)),
+        };
+        if out.send(message).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 /// Checks an `AnalyzeRequest`'s text and options the way every RPC does
@@ -138,21 +188,22 @@ pub fn validate_request(
     Ok(options)
 }
 
-/// Reads the caller's deadline from the `grpc-timeout` header.
+/// The caller's deadline: its `grpc-timeout`, counted from when the call
+/// reached the server ([`edge::Arrived`], set before the body is read),
+/// less a millisecond so that our DEADLINE_EXCEEDED reaches the caller
+/// before tonic's own timer answers CANCELLED.
 fn deadline_of<T>(req: &Request<T>) -> Option<Instant> {
-    let value = req.metadata().get("grpc-timeout")?.to_str().ok()?;
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    let n: u64 = digits.parse().ok()?;
-    let timeout = match unit {
-        "H" => Duration::from_secs(n.saturating_mul(3600)),
-        "M" => Duration::from_secs(n.saturating_mul(60)),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    };
-    Instant::now().checked_add(timeout)
+    let timeout = edge::grpc_timeout(req.metadata().get("grpc-timeout")?.as_bytes())?;
+    let arrived = req
+        .extensions()
+        .get::<edge::Arrived>()
+        .map_or_else(Instant::now, |a| a.0);
+    let deadline = arrived.checked_add(timeout)?;
+    Some(
+        deadline
+            .checked_sub(Duration::from_millis(1))
+            .unwrap_or(deadline),
+    )
 }
 
 #[tonic::async_trait]
@@ -164,15 +215,18 @@ impl ArticleAnalyzer for Service {
         &self,
         request: Request<pb::AnalyzeRequest>,
     ) -> Result<Response<Self::AnalyzeStream>, Status> {
-        let call = self.scheduler.metrics().start_call("Analyze");
+        let call = self.call(&request, "Analyze");
         let deadline = deadline_of(&request);
         let parent = RemoteParent::from_metadata(request.metadata());
-        match self.start(request.into_inner(), deadline, parent) {
-            Ok(rx) => Ok(Response::new(Box::pin(observe::Observed::new(
-                ReceiverStream::new(rx),
-                call,
-            )))),
-            Err(status) => {
+        match self.start(request.into_inner(), deadline, &parent) {
+            Ok((request_id, analysis)) => {
+                let (out, stream) = self.responder();
+                tokio::spawn(async move { forward(&request_id, analysis, &out, false).await });
+                Ok(Response::new(Box::pin(observe::Observed::new(
+                    stream, call,
+                ))))
+            }
+            Err((_, status)) => {
                 call.finish(observe::code_name(status.code()));
                 Err(status)
             }
@@ -183,30 +237,43 @@ impl ArticleAnalyzer for Service {
         &self,
         request: Request<pb::AnalyzeRequest>,
     ) -> Result<Response<pb::AnalyzeResponse>, Status> {
-        use pb::analyze_event::Event as E;
-        let call = self.scheduler.metrics().start_call("AnalyzeDocument");
+        use crate::pipeline::Event as E;
+        let call = self.call(&request, "AnalyzeDocument");
         let deadline = deadline_of(&request);
         let parent = RemoteParent::from_metadata(request.metadata());
-        observe::unary(call, async move {
-            let mut rx = self.start(request.into_inner(), deadline, parent)?;
-            let mut out = pb::AnalyzeResponse::default();
-            while let Some(event) = rx.recv().await {
-                let event = event?;
-                out.request_id = event.request_id;
-                match event.event {
-                    Some(E::Started(s)) => out.models = s.models,
-                    Some(E::Sentence(s)) => out.sentences.push(s),
-                    Some(E::Entities(e)) => out.entities = e.entities,
-                    Some(E::Stance(s)) => out.stances.push(s),
-                    Some(E::Completed(c)) => out.completed = Some(c),
-                    Some(E::Failed(f)) => return Err(Status::new(f.code.into(), f.message)),
-                    None => {}
+        let work = async move {
+            let (request_id, mut analysis) = self
+                .start(request.into_inner(), deadline, &parent)
+                .map_err(|(_, s)| s)?;
+            let mut out = pb::AnalyzeResponse {
+                request_id,
+                ..Default::default()
+            };
+            while let Some(event) = analysis.next().await {
+                match event.map_err(|e| convert::status(&e))? {
+                    E::Started(models) => out.models = models.iter().map(convert::model).collect(),
+                    E::Sentence(s) => out.sentences.push(convert::sentence(&s)),
+                    E::Entities(es) => out.entities = es.iter().map(convert::entity).collect(),
+                    E::Stance(s) => out.stances.push(convert::stance(&s)),
+                    E::Completed(c) => out.completed = Some(convert::completed(&c)),
                 }
             }
             if out.completed.is_none() {
                 return Err(Status::internal("the analysis ended without a result"));
             }
             Ok(Response::new(out))
+        };
+        observe::unary(call, async move {
+            match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline.into(), work)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Status::deadline_exceeded(
+                            "deadline expired before the answer",
+                        ))
+                    }),
+                None => work.await,
+            }
         })
         .await
     }
@@ -215,94 +282,18 @@ impl ArticleAnalyzer for Service {
         &self,
         request: Request<Streaming<pb::AnalyzeRequest>>,
     ) -> Result<Response<Self::AnalyzeStreamStream>, Status> {
-        let call = self.scheduler.metrics().start_call("AnalyzeStream");
+        let call = self.call(&request, "AnalyzeStream");
         let deadline = deadline_of(&request);
         let parent = RemoteParent::from_metadata(request.metadata());
-        let mut inbound = request.into_inner();
-        let pipeline = match self.pipeline() {
-            Ok(p) => p,
-            Err(status) => {
-                call.finish(observe::code_name(status.code()));
-                return Err(status);
-            }
-        };
-        let (out_tx, out_rx) = mpsc::channel(self.limits.event_buffer.max(1));
-        let per_stream = Arc::new(tokio::sync::Semaphore::new(
-            self.limits.stream_concurrency.max(1),
-        ));
-        let scheduler = self.scheduler.clone();
-        let service = Service {
-            pipeline: self.pipeline.clone(),
-            scheduler: self.scheduler.clone(),
-            limits: self.limits.clone(),
-        };
-        tokio::spawn(async move {
-            loop {
-                let req = match inbound.message().await {
-                    Ok(Some(req)) => req,
-                    Ok(None) => break,
-                    Err(status) => {
-                        warn!("AnalyzeStream inbound error: {status}");
-                        // An over-limit message, say, ends the call with its
-                        // status rather than silently.
-                        let _ = out_tx.send(Err(oversize::fix(status))).await;
-                        break;
-                    }
-                };
-                // Bound the requests of this stream in flight; the wait also
-                // applies backpressure to a caller that sends too fast.
-                let Ok(permit) = per_stream.clone().acquire_owned().await else {
-                    break;
-                };
-                let job = match service.job(&pipeline, req, deadline, &parent) {
-                    Ok(job) => job,
-                    Err((id, status)) => {
-                        if out_tx
-                            .send(Ok(convert::failed(&id, &status)))
-                            .await
-                            .is_err()
-                        {
-                            break;
-                        }
-                        continue;
-                    }
-                };
-                let admitted = match scheduler.admit() {
-                    Ok(a) => a,
-                    Err(status) => {
-                        let _ = out_tx
-                            .send(Ok(convert::failed(&job.request_id, &status)))
-                            .await;
-                        continue;
-                    }
-                };
-                let (tx, mut rx) = mpsc::channel(8);
-                let out_forward = out_tx.clone();
-                let out = out_tx.clone();
-                let id = job.request_id.clone();
-                let run = jobs::run(scheduler.clone(), pipeline.clone(), job, admitted, tx);
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    // Owning `rx` here means that when the caller goes away the
-                    // receiver drops and the analysis stops at its next event.
-                    let forward = async move {
-                        while let Some(event) = rx.recv().await {
-                            if out_forward.send(event).await.is_err() {
-                                return false;
-                            }
-                        }
-                        true
-                    };
-                    let (result, _) = tokio::join!(run, forward);
-                    if let Err(status) = result {
-                        let _ = out.send(Ok(convert::failed(&id, &status))).await;
-                    }
-                });
-            }
-        });
+        let inbound = request.into_inner();
+        if let Err(status) = self.pipeline() {
+            call.finish(observe::code_name(status.code()));
+            return Err(status);
+        }
+        let (out, stream) = self.responder();
+        tokio::spawn(bulk(self.clone(), inbound, deadline, parent, out));
         Ok(Response::new(Box::pin(observe::Observed::new(
-            ReceiverStream::new(out_rx),
-            call,
+            stream, call,
         ))))
     }
 
@@ -310,7 +301,7 @@ impl ArticleAnalyzer for Service {
         &self,
         _request: Request<pb::GetModelsRequest>,
     ) -> Result<Response<pb::GetModelsResponse>, Status> {
-        let call = self.scheduler.metrics().start_call("GetModels");
+        let call = self.call(&_request, "GetModels");
         observe::unary(call, async {
             let pipeline = self.pipeline()?;
             Ok(Response::new(pb::GetModelsResponse {
@@ -321,14 +312,84 @@ impl ArticleAnalyzer for Service {
     }
 }
 
+/// Requests of one `AnalyzeStream` read ahead of the ones running.
+const READ_AHEAD: usize = 64;
+
+/// Runs one `AnalyzeStream` call: every request gets exactly one outcome
+/// on `out` (its events ending in `Completed`, or a `Failed` event), up to
+/// `stream_concurrency` at once, in the order they finish.
+///
+/// Reading the requests runs apart from running them, so the call's HTTP/2
+/// frames never pile up unread inside h2 (which closes a connection whose
+/// unread small frames pass its budget: GOAWAY `too_many_data_frames`).
+/// The read-ahead queue is bounded; when it is full the stream's
+/// flow-control window (64 KiB) holds the caller back.
+async fn bulk(
+    service: Service,
+    mut inbound: Streaming<pb::AnalyzeRequest>,
+    deadline: Option<Instant>,
+    parent: RemoteParent,
+    out: Responder,
+) {
+    let (ahead_tx, mut ahead) = mpsc::channel(READ_AHEAD);
+    tokio::spawn(async move {
+        loop {
+            let next = match inbound.message().await {
+                Ok(Some(req)) => Ok(req),
+                Ok(None) => return,
+                // An over-limit message, say, ends the call with its status
+                // rather than silently.
+                Err(status) => Err(edge::fix(status)),
+            };
+            let failed = next.is_err();
+            if ahead_tx.send(next).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    let per_stream = Arc::new(tokio::sync::Semaphore::new(
+        service.limits.stream_concurrency.max(1),
+    ));
+    while let Some(next) = ahead.recv().await {
+        let req = match next {
+            Ok(req) => req,
+            Err(status) => {
+                warn!("AnalyzeStream inbound error: {status}");
+                let _ = out.send(Err(status)).await;
+                return;
+            }
+        };
+        let Ok(permit) = per_stream.clone().acquire_owned().await else {
+            return;
+        };
+        match service.start(req, deadline, &parent) {
+            Err((request_id, status)) => {
+                if out
+                    .send(Ok(convert::failed(&request_id, &status)))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Ok((request_id, analysis)) => {
+                let out = out.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    forward(&request_id, analysis, &out, true).await;
+                });
+            }
+        }
+    }
+}
+
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
-    let mut reporter = reporter.clone();
+    let reporter = reporter.clone();
     reporter.set_service_status("", status).await;
     reporter.set_service_status(SERVICE_NAME, status).await;
 }
 
-/// Serves on `listener` until `shutdown` completes, then drains in-flight
-/// calls (up to `config.drain_secs`).
+/// Serves on `listener` until `shutdown` completes, then drains.
 ///
 /// `load` runs on a blocking thread after the port is open; health turns
 /// SERVING when it returns. If it fails the server stops with its error.
@@ -348,6 +409,13 @@ where
 
 /// [`serve`], recording RPC, queue and analysis metrics in `metrics` (which
 /// the caller exports, for example with [`crate::metrics::serve_http`]).
+///
+/// At `shutdown`: health answers NOT_SERVING to every `Check` at once, the
+/// listening socket closes (new connections are refused, so clients fail
+/// over), new analyses get UNAVAILABLE, and the analyses in flight finish
+/// within `drain_secs`; then every connection gets a GOAWAY and the server
+/// returns. An accept error other than descriptor exhaustion ends it with
+/// that error.
 pub async fn serve_with_metrics<L, F>(
     listener: TcpListener,
     config: ServerConfig,
@@ -372,9 +440,10 @@ where
         .build_v1alpha()?;
 
     let cell = Arc::new(OnceLock::new());
+    let engine = Arc::new(Engine::new(&config.limits, metrics.clone()));
     let service = Service {
         pipeline: cell.clone(),
-        scheduler: Arc::new(Scheduler::new(&config.limits, metrics)),
+        engine: engine.clone(),
         limits: config.limits.clone(),
     };
     let analyzer = ArticleAnalyzerServer::new(service)
@@ -422,21 +491,34 @@ where
     });
 
     let local = listener.local_addr()?;
-    info!(addr = %local, "listening");
+    let limits = &config.limits;
+    let max_connections = listener::effective_max_connections(
+        limits.max_connections,
+        listener::raise_descriptor_limit(),
+    );
+    info!(addr = %local, max_connections, "listening");
+    let (mut acceptor, incoming) = listener::Acceptor::start(
+        listener,
+        listener::AcceptOptions {
+            max_connections,
+            handshake_timeout: Limits::secs(limits.handshake_timeout_secs),
+            tcp_keepalive: Limits::secs(limits.tcp_keepalive_secs),
+        },
+        metrics.clone(),
+    );
     let drain = Duration::from_secs(config.drain_secs);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let shutdown_reporter = reporter.clone();
-    let limits = &config.limits;
     let mut builder = tonic::transport::Server::builder()
         .max_concurrent_streams(
             (limits.max_concurrent_streams > 0).then_some(limits.max_concurrent_streams),
         )
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
         .http2_keepalive_interval(Limits::secs(limits.http2_keepalive_interval_secs))
         .http2_keepalive_timeout(Limits::secs(limits.http2_keepalive_timeout_secs));
     if let Some(timeout) = Limits::secs(limits.request_timeout_secs) {
         builder = builder.timeout(timeout);
     }
-    let incoming = accepted(listener, Limits::secs(limits.tcp_keepalive_secs))?;
     if let Some(tls) = tls {
         builder = builder
             .tls_config(tls)
@@ -446,8 +528,9 @@ where
         .add_service(health)
         .add_optional_service(reflection.then_some(reflection_v1))
         .add_optional_service(reflection.then_some(reflection_v1alpha))
-        .add_service(oversize::OversizeStatus::new(
+        .add_service(edge::Edge::new(
             tonic::service::interceptor::InterceptedService::new(analyzer, auth),
+            metrics.clone(),
         ))
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = stop_rx.await;
@@ -457,37 +540,53 @@ where
     let failure = tokio::select! {
         result = &mut server => return result.map_err(Into::into),
         _ = shutdown => None,
-        Some(e) = load_err_rx.recv() => Some(e),
+        Some(e) = load_err_rx.recv() => Some(e.context("model loading failed")),
+        Ok(e) = &mut acceptor.fatal => Some(anyhow::Error::new(e).context("accepting connections")),
     };
     if let Some(e) = &failure {
-        error!("cannot load models: {e:#}");
+        error!("{e:#}");
     }
+    // Say NOT_SERVING and refuse new connections before anything else, so
+    // load balancers and clients move on at once.
+    set_health(&reporter, ServingStatus::NotServing).await;
+    acceptor.stop();
+    engine.shut_down();
+    let in_flight = engine.in_flight();
     info!(
         drain_secs = drain.as_secs(),
-        "shutting down: draining in-flight calls"
+        in_flight, "shutting down: no new connections; draining in-flight analyses"
     );
-    set_health(&shutdown_reporter, ServingStatus::NotServing).await;
+    let deadline = tokio::time::Instant::now() + drain;
+    tokio::select! {
+        result = &mut server => return result.map_err(Into::into),
+        _ = engine.idle() => info!("in-flight analyses finished"),
+        _ = tokio::time::sleep_until(deadline) => warn!(
+            in_flight = engine.in_flight(),
+            "drain time over with analyses still running"
+        ),
+    }
+    // Then GOAWAY to every connection; the answers still on their way get
+    // the rest of the drain time.
     let _ = stop_tx.send(());
-    if tokio::time::timeout(drain, &mut server).await.is_err() {
-        warn!("drain time over; closing remaining calls");
+    if tokio::time::timeout_at(deadline, &mut server)
+        .await
+        .is_err()
+    {
+        warn!("drain time over; closing remaining connections");
     }
     match failure {
-        Some(e) => Err(e.context("model loading failed")),
+        Some(e) => Err(e),
         None => Ok(()),
     }
 }
 
-/// Accepted connections with Nagle's algorithm off and TCP keepalive as
-/// configured. tonic applies both only on listeners it binds itself; without
-/// TCP_NODELAY a response written in several pieces (headers, data, trailers)
-/// waits for the peer's delayed ACK, about 40 ms per call on Linux.
-fn accepted(
-    listener: TcpListener,
-    tcp_keepalive: Option<Duration>,
-) -> anyhow::Result<tonic::transport::server::TcpIncoming> {
-    tonic::transport::server::TcpIncoming::from_listener(listener, true, tcp_keepalive)
-        .map_err(|e| anyhow::anyhow!("configuring the listener: {e}"))
-}
+/// Flow-control window of one call's request stream. It bounds what a
+/// caller can have in flight unread: with small requests, h2 closes a
+/// connection whose unread frames pass half the connection window (see
+/// [`bulk`]), so the stream window is kept well below that.
+const STREAM_WINDOW: u32 = 64 * 1024;
+/// Flow-control window of a connection.
+const CONNECTION_WINDOW: u32 = 2 * 1024 * 1024;
 
 /// Completes on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {

@@ -105,7 +105,9 @@ impl RemoteParent {
         #[cfg(feature = "otel")]
         if let Some(context) = &self.context {
             use tracing_opentelemetry::OpenTelemetrySpanExt;
-            span.set_parent(context.clone());
+            // Fails only when no OpenTelemetry layer is installed (no
+            // `--otlp-endpoint`); the span then has no exported parent.
+            let _ = span.set_parent(context.clone());
         }
     }
 }

@@ -45,6 +45,18 @@ pub fn pipeline() -> Pipeline {
         .clone()
 }
 
+/// A one-sentence article that any model analyzes in a moment.
+pub const SHORT_TEXT: &str = "Angela Merkel met Emmanuel Macron in Paris.";
+
+/// An `Analyze` request with default options.
+pub fn request(id: &str, text: &str) -> article_analyzer::proto::AnalyzeRequest {
+    article_analyzer::proto::AnalyzeRequest {
+        request_id: id.to_string(),
+        text: text.to_string(),
+        options: None,
+    }
+}
+
 /// The sample article the README demo analyzes.
 pub fn sample_article() -> String {
     let path =

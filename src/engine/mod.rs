@@ -1,29 +1,34 @@
-//! Running analyses off the async runtime, with admission control.
+//! The engine: running analyses off the async runtime, with admission
+//! control, worker slots, dynamic batching, windows for long articles,
+//! deadlines and cancellation. It knows nothing of any transport: it takes
+//! [`Job`]s, emits [`Event`]s and fails with [`AnalysisError`]s; the gRPC
+//! server maps those to messages and status codes at its edge.
 //!
-//! Every analysis takes a queue slot first (fail fast with
-//! RESOURCE_EXHAUSTED when none is left), then waits for a worker slot, then
-//! runs on a blocking thread. Events go to the caller through a bounded
-//! channel: a slow reader pauses its own analysis instead of making the
-//! server buffer without bound, and a reader that goes away stops it.
+//! Every analysis takes a queue slot first ([`AnalysisError::Overloaded`] at
+//! once when none is left), then waits for a worker slot, then runs on a
+//! blocking thread. A worker never waits for a reader: events go into the
+//! call's own buffer, which one article bounds (its sentences, entities and
+//! stances), so a reader that stalls holds memory for its own answer and
+//! nothing else. A reader that goes away (drops its [`Analysis`]) stops the
+//! work at its next event or window.
+
+mod batch;
 
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
-use tonic::Status;
 use tracing::{debug, warn, Instrument, Span};
 
-use super::batch::Batcher;
-use super::convert;
-use super::trace_context::RemoteParent;
 use crate::config::Limits;
 use crate::metrics::{Metrics, Outcome, QueueGuard};
 use crate::pipeline::{windows, AnalysisError, AnalyzeOptions, Event, Pipeline, Recognition};
-use crate::proto as pb;
+use batch::Batcher;
 
 /// Admission and worker slots shared by every call.
-pub struct Scheduler {
+pub struct Engine {
     queue: Arc<Semaphore>,
     workers: Arc<Semaphore>,
     queue_capacity: usize,
@@ -32,6 +37,8 @@ pub struct Scheduler {
     batcher: Option<Batcher>,
     /// Longest article recognized in one worker turn (0: no windows).
     window_chars: usize,
+    /// Set at shutdown: new analyses are refused.
+    shutting_down: AtomicBool,
 }
 
 /// An admitted job: it holds its queue slot until it finishes.
@@ -39,7 +46,10 @@ pub struct Admitted {
     _slot: OwnedSemaphorePermit,
 }
 
-impl Scheduler {
+impl Engine {
+    /// An engine with the worker, queue, batching and window settings of
+    /// `limits`, recording into `metrics`. Starts the batching task (if
+    /// batching is on), so it must be called inside a tokio runtime.
     pub fn new(limits: &Limits, metrics: Arc<Metrics>) -> Self {
         let workers = limits.worker_count();
         // Running jobs hold a queue slot too, so the queue admits workers + queue.
@@ -53,28 +63,32 @@ impl Scheduler {
                 metrics.clone(),
             )
         });
-        Scheduler {
+        Engine {
             queue: Arc::new(Semaphore::new(queue_capacity)),
             workers,
             queue_capacity,
             metrics,
             batcher,
             window_chars: limits.window_chars,
+            shutting_down: AtomicBool::new(false),
         }
     }
 
     /// Waits for a worker slot, until `deadline` at most.
-    async fn worker(&self, deadline: Option<Instant>) -> Result<OwnedSemaphorePermit, Status> {
+    async fn worker(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<OwnedSemaphorePermit, AnalysisError> {
         let acquire = self.workers.clone().acquire_owned();
         let permit = match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline.into(), acquire)
                 .await
                 .map_err(|_| {
-                    Status::deadline_exceeded("deadline expired while waiting in the queue")
+                    AnalysisError::DeadlineExceeded("deadline expired while waiting in the queue")
                 })?,
             None => acquire.await,
         };
-        permit.map_err(|_| Status::unavailable("server is shutting down"))
+        permit.map_err(|_| AnalysisError::ShuttingDown)
     }
 
     /// Recognizes a long article window by window, each window in its own
@@ -90,14 +104,14 @@ impl Scheduler {
         deadline: Option<Instant>,
         tx: &EventSender,
         queued: QueueGuard,
-    ) -> Result<Recognition, Status> {
+    ) -> Result<Recognition, AnalysisError> {
         let mut queued = Some(queued);
         let shared: Arc<str> = Arc::from(text);
         let started = Instant::now();
         let mut parts = Vec::with_capacity(windows.len());
         for range in windows {
             if tx.is_closed() {
-                return Err(Status::cancelled("the caller went away"));
+                return Err(AnalysisError::Cancelled);
             }
             let worker = match queued.take() {
                 Some(queued) => {
@@ -124,10 +138,9 @@ impl Scheduler {
             .await
             .map_err(|join| {
                 warn!("recognizer worker failed: {join}");
-                Status::internal("the analysis failed inside the model worker")
+                AnalysisError::Model("the analysis failed inside the model worker".into())
             })?
-            .ok_or_else(|| Status::internal("the recognizer returned no result"))?
-            .map_err(|e| convert::status(&e))?;
+            .ok_or_else(|| AnalysisError::Model("the recognizer returned no result".into()))??;
             parts.push((range, recognized));
         }
         Ok(Recognition {
@@ -141,47 +154,100 @@ impl Scheduler {
         &self.metrics
     }
 
-    /// Takes a queue slot now or fails with RESOURCE_EXHAUSTED.
-    pub fn admit(&self) -> Result<Admitted, Status> {
+    /// Takes a queue slot now, or fails at once: [`AnalysisError::Overloaded`]
+    /// when every slot is taken, [`AnalysisError::ShuttingDown`] after
+    /// [`Engine::shut_down`].
+    pub fn admit(&self) -> Result<Admitted, AnalysisError> {
+        if self.shutting_down.load(Ordering::Acquire) {
+            return Err(AnalysisError::ShuttingDown);
+        }
         match self.queue.clone().try_acquire_owned() {
             Ok(slot) => Ok(Admitted { _slot: slot }),
-            Err(_) => Err(Status::resource_exhausted(format!(
+            Err(_) => Err(AnalysisError::Overloaded(format!(
                 "server is at capacity: {} analyses running or queued; retry later",
                 self.queue_capacity
             ))),
         }
     }
+
+    /// Refuses new analyses from now on; those admitted run to their end.
+    pub fn shut_down(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+    }
+
+    /// Analyses admitted and not yet finished (running or queued).
+    pub fn in_flight(&self) -> usize {
+        self.queue_capacity - self.queue.available_permits()
+    }
+
+    /// Completes when no analysis is admitted any more.
+    pub async fn idle(&self) {
+        let capacity = u32::try_from(self.queue_capacity).unwrap_or(u32::MAX);
+        // Taking every slot waits for the last admitted analysis; the slots
+        // go back at once.
+        let _ = self.queue.acquire_many(capacity).await;
+    }
+
+    /// Starts `job` (admitted by [`Engine::admit`]) on `pipeline`. Its events
+    /// arrive through the returned [`Analysis`] in order, ending with an
+    /// `Err` if it fails; dropping the `Analysis` cancels the work.
+    pub fn start(self: &Arc<Self>, pipeline: Pipeline, job: Job, admitted: Admitted) -> Analysis {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let engine = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = run(engine, pipeline, job, admitted, tx.clone()).await {
+                let _ = tx.send(Err(e));
+            }
+        });
+        Analysis { rx }
+    }
+}
+
+/// The events of one running analysis. Dropping it cancels the analysis.
+pub struct Analysis {
+    rx: mpsc::UnboundedReceiver<Result<Event, AnalysisError>>,
+}
+
+impl Analysis {
+    /// The next event; `None` after the last (a `Completed` event or an error).
+    pub async fn next(&mut self) -> Option<Result<Event, AnalysisError>> {
+        self.rx.recv().await
+    }
+}
+
+/// The `analysis` span an analysis runs in; callers may set its parent (the
+/// caller's trace) before handing it over in [`Job::span`].
+pub fn analysis_span(request_id: &str, text_bytes: usize) -> Span {
+    tracing::info_span!(
+        "analysis",
+        request_id = %request_id,
+        text_bytes,
+        trace_id = tracing::field::Empty
+    )
 }
 
 /// One validated analysis request.
 pub struct Job {
-    pub request_id: String,
     pub text: String,
     pub options: AnalyzeOptions,
     pub deadline: Option<Instant>,
-    /// The caller's trace context (`traceparent`), parent of the job's span.
-    pub parent: RemoteParent,
+    /// The span the analysis runs in (see [`analysis_span`]).
+    pub span: Span,
 }
 
 /// Where a job's events go.
-pub type EventSender = mpsc::Sender<Result<pb::AnalyzeEvent, Status>>;
+type EventSender = mpsc::UnboundedSender<Result<Event, AnalysisError>>;
 
-/// Runs `job` to the end, sending its events to `tx`. Returns the status it
-/// failed with, if any; the caller decides how to report it.
-pub async fn run(
-    scheduler: Arc<Scheduler>,
+/// Runs `job` to the end, sending its events to `tx`. Returns the error it
+/// failed with, if any.
+async fn run(
+    scheduler: Arc<Engine>,
     pipeline: Pipeline,
     job: Job,
     admitted: Admitted,
     tx: EventSender,
-) -> Result<(), Status> {
-    let span = tracing::info_span!(
-        "analysis",
-        request_id = %job.request_id,
-        text_bytes = job.text.len(),
-        trace_id = tracing::field::Empty
-    );
-    job.parent.apply(&span);
+) -> Result<(), AnalysisError> {
+    let span = job.span.clone();
     async move {
         // A long article (without batching) is recognized window by window
         // first; the rest of the analysis then takes a worker.
@@ -193,13 +259,8 @@ pub async fn run(
         // request is already validated), not after its last window.
         let mut started_sent = false;
         let (recognition, worker) = if windows.len() > 1 {
-            let started = Event::Started(pipeline.models());
-            if tx
-                .send(Ok(convert::event(&job.request_id, &started)))
-                .await
-                .is_err()
-            {
-                return Err(Status::cancelled("the caller went away"));
+            if tx.send(Ok(Event::Started(pipeline.models()))).is_err() {
+                return Err(AnalysisError::Cancelled);
             }
             started_sent = true;
             let queued = scheduler.metrics.enter_queue();
@@ -227,7 +288,7 @@ pub async fn run(
                             Some(deadline) => tokio::time::timeout_at(deadline.into(), recognized)
                                 .await
                                 .map_err(|_| {
-                                    Status::deadline_exceeded(
+                                    AnalysisError::DeadlineExceeded(
                                         "deadline expired while waiting for the recognizer",
                                     )
                                 })??,
@@ -242,14 +303,13 @@ pub async fn run(
                     let waited = queued.dequeued();
                     debug!(queue_ms = waited.as_secs_f64() * 1e3, "worker acquired");
                 }
-                Ok::<_, Status>((recognition, worker))
+                Ok::<_, AnalysisError>((recognition, worker))
             }
             .instrument(queue_span)
             .await?
         };
 
         let deadline = job.deadline;
-        let request_id = job.request_id.clone();
         let metrics = scheduler.metrics.clone();
         // Blocking threads do not inherit the current span; carry it over so
         // the pipeline's stage spans nest under this analysis.
@@ -269,7 +329,7 @@ pub async fn run(
                     if started_sent && matches!(event, Event::Started(_)) {
                         return ControlFlow::Continue(());
                     }
-                    match tx.blocking_send(Ok(convert::event(&job.request_id, &event))) {
+                    match tx.send(Ok(event)) {
                         Ok(()) => ControlFlow::Continue(()),
                         Err(_) => ControlFlow::Break(()),
                     }
@@ -282,19 +342,19 @@ pub async fn run(
             metrics.analysis_finished(recorded, tokens);
             match outcome {
                 Ok(_) => Ok(()),
-                Err(AnalysisError::Cancelled) if expired => Err(Status::deadline_exceeded(
+                Err(AnalysisError::Cancelled) if expired => Err(AnalysisError::DeadlineExceeded(
                     "deadline expired during the analysis",
                 )),
-                Err(e) => Err(convert::status(&e)),
+                Err(e) => Err(e),
             }
         })
         .await;
         match result {
             Ok(r) => r,
             Err(join) => {
-                warn!(%request_id, "analysis worker failed: {join}");
-                Err(Status::internal(
-                    "the analysis failed inside the model worker",
+                warn!("analysis worker failed: {join}");
+                Err(AnalysisError::Model(
+                    "the analysis failed inside the model worker".into(),
                 ))
             }
         }

@@ -15,10 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
-use tonic::Status;
 
 use crate::metrics::{Metrics, QueueGuard};
-use crate::pipeline::{Pipeline, Recognition};
+use crate::pipeline::{AnalysisError, Pipeline, Recognition};
 
 /// Hands documents to the batching task.
 pub struct Batcher {
@@ -59,7 +58,7 @@ impl Batcher {
         pipeline: Pipeline,
         text: Arc<str>,
         queued: QueueGuard,
-    ) -> Result<Recognition, Status> {
+    ) -> Result<Recognition, AnalysisError> {
         let (reply, result) = oneshot::channel();
         self.tx
             .send(Item {
@@ -68,10 +67,10 @@ impl Batcher {
                 queued: Some(queued),
                 reply,
             })
-            .map_err(|_| Status::unavailable("server is shutting down"))?;
+            .map_err(|_| AnalysisError::ShuttingDown)?;
         result
             .await
-            .map_err(|_| Status::internal("the analysis failed inside the model worker"))
+            .map_err(|_| AnalysisError::Model("the analysis failed inside the model worker".into()))
     }
 }
 
