@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{LogConfig, MetricsConfig, ModelConfig, ServerConfig, TransformerConfig};
+use crate::config::{LogConfig, MetricsConfig, ModelConfig, ServerConfig};
 use crate::pipeline::{Analysis, AnalyzeOptions, StanceMode};
-use crate::server::client::{self, ClientRequest};
+use crate::server::client::{self, ClientRequest, Connect};
 
 /// Named entities and per-target stance for news articles, over gRPC.
 #[derive(Debug, Parser)]
@@ -41,8 +41,6 @@ pub struct ServeArgs {
     pub server: ServerConfig,
     #[command(flatten)]
     pub models: ModelConfig,
-    #[command(flatten)]
-    pub transformers: TransformerConfig,
     #[command(flatten)]
     pub metrics: MetricsConfig,
 }
@@ -116,59 +114,26 @@ pub struct AnalyzeArgs {
     pub json: bool,
     #[command(flatten)]
     pub models: ModelConfig,
-    #[command(flatten)]
-    pub transformers: TransformerConfig,
 }
 
 #[derive(Debug, Args)]
 pub struct ClientArgs {
     #[command(flatten)]
     pub request: RequestArgs,
-    /// Server address.
-    #[arg(
-        long,
-        env = "ARTICLE_ANALYZER_CLIENT_ADDR",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    pub addr: String,
+    #[command(flatten)]
+    pub connect: Connect,
     /// Request id to send (default: the server makes one up).
     #[arg(long, default_value = "")]
     pub request_id: String,
-    /// PEM CA certificate to trust; connects with TLS (as does an
-    /// `https://` address).
-    #[arg(long, env = "ARTICLE_ANALYZER_CLIENT_CA", value_name = "PEM")]
-    pub ca: Option<PathBuf>,
-    /// PEM client certificate, for mutual TLS (with `--key`).
-    #[arg(long, env = "ARTICLE_ANALYZER_CLIENT_CERT", value_name = "PEM")]
-    pub cert: Option<PathBuf>,
-    /// PEM private key of `--cert`.
-    #[arg(long, env = "ARTICLE_ANALYZER_CLIENT_KEY", value_name = "PEM")]
-    pub key: Option<PathBuf>,
-    /// Name the server certificate must carry (default: the address's host).
-    #[arg(long, env = "ARTICLE_ANALYZER_CLIENT_TLS_DOMAIN")]
-    pub tls_domain: Option<String>,
-    /// Bearer token to send (prefer the environment variable: flags show in
-    /// process listings).
-    #[arg(
-        long,
-        env = "ARTICLE_ANALYZER_CLIENT_AUTH_TOKEN",
-        hide_env_values = true
-    )]
-    pub auth_token: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct LoadtestArgs {
-    /// Server address.
-    #[arg(
-        long,
-        env = "ARTICLE_ANALYZER_CLIENT_ADDR",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    pub addr: String,
+    #[command(flatten)]
+    pub connect: Connect,
     /// Which RPC to call.
-    #[arg(long, value_enum, default_value_t = crate::loadtest::Rpc::AnalyzeDocument)]
-    pub rpc: crate::loadtest::Rpc,
+    #[arg(long, value_enum, default_value_t = crate::server::client::loadtest::Rpc::AnalyzeDocument)]
+    pub rpc: crate::server::client::loadtest::Rpc,
     /// Calls in flight at once.
     #[arg(long, short = 'c', default_value_t = 1)]
     pub concurrency: usize,
@@ -200,8 +165,7 @@ pub struct LoadtestArgs {
 /// Runs the command line; the binary's `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::telemetry::init(&cli.log);
-    let result = run(cli);
+    let result = crate::telemetry::init(&cli.log).and_then(|()| run(cli));
     crate::telemetry::shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -251,13 +215,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             )))
         };
         let models = args.models.clone();
-        let transformers = args.transformers.clone();
-        let result = crate::server::serve_with_metrics(
+        let result = crate::server::serve(
             listener,
-            args.server,
-            move || crate::backend::load_pipeline_with(&models, &transformers),
+            crate::server::ServeOptions {
+                config: args.server,
+                metrics,
+            },
+            move || crate::backend::load_pipeline(&models),
             crate::server::shutdown_signal(),
-            metrics,
         )
         .await;
         if let Some(exporter) = exporter {
@@ -268,7 +233,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn loadtest(args: LoadtestArgs) -> anyhow::Result<()> {
-    let requests = crate::loadtest::load_requests(&args.inputs, args.no_stance)?;
+    let requests = crate::server::client::loadtest::load_requests(&args.inputs, args.no_stance)?;
     let secs = |s: f64, what: &str| {
         if s.is_finite() && s > 0.0 {
             Ok(std::time::Duration::from_secs_f64(s))
@@ -283,8 +248,8 @@ fn loadtest(args: LoadtestArgs) -> anyhow::Result<()> {
         (None, None) => std::time::Duration::from_secs(10),
         (None, Some(_)) => std::time::Duration::from_secs(300),
     };
-    let plan = crate::loadtest::Plan {
-        addr: args.addr,
+    let plan = crate::server::client::loadtest::Plan {
+        connect: args.connect,
         rpc: args.rpc,
         concurrency: args.concurrency.max(1),
         total: args.total,
@@ -293,7 +258,7 @@ fn loadtest(args: LoadtestArgs) -> anyhow::Result<()> {
         timeout: secs(args.timeout, "timeout")?,
         requests,
     };
-    let report = runtime()?.block_on(crate::loadtest::run(&plan))?;
+    let report = runtime()?.block_on(crate::server::client::loadtest::run(&plan))?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -304,7 +269,7 @@ fn loadtest(args: LoadtestArgs) -> anyhow::Result<()> {
 
 fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     let text = args.request.read_text()?;
-    let pipeline = crate::backend::load_pipeline_with(&args.models, &args.transformers)?;
+    let pipeline = crate::backend::load_pipeline(&args.models)?;
     let analysis = pipeline
         .analyze_collect(&text, &args.request.options())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -360,16 +325,9 @@ fn run_client(args: ClientArgs) -> anyhow::Result<()> {
         targets: args.request.targets(),
         no_stance: args.request.no_stance,
     };
-    let security = client::ClientSecurity {
-        ca: args.ca,
-        cert: args.cert,
-        key: args.key,
-        domain: args.tls_domain,
-        auth_token: args.auth_token,
-    };
     runtime()?.block_on(async move {
-        client::analyze_with(&args.addr, &security, &request, |event| println!("{event}"))
+        client::analyze(&args.connect, &request, |event| println!("{event}"))
             .await
-            .with_context(|| format!("calling Analyze on {}", args.addr))
+            .with_context(|| format!("calling Analyze on {}", args.connect.addr))
     })
 }

@@ -34,6 +34,10 @@ pub struct ModelConfig {
     /// first ones in text order); bounds the cost on huge articles.
     #[arg(long = "stance-max-sentences", env = "ARTICLE_ANALYZER_STANCE_MAX_SENTENCES", default_value_t = DEFAULT_STANCE_MAX_SENTENCES)]
     pub stance_max_sentences: usize,
+    /// The users' own transformer models, where named (the `rust-bert`
+    /// build feature).
+    #[command(flatten)]
+    pub transformers: TransformerConfig,
 }
 
 impl Default for ModelConfig {
@@ -44,6 +48,7 @@ impl Default for ModelConfig {
             components: ComponentSet::default(),
             stance: StanceEngine::default(),
             stance_max_sentences: DEFAULT_STANCE_MAX_SENTENCES,
+            transformers: TransformerConfig::default(),
         }
     }
 }

@@ -4,8 +4,9 @@
 //! How the pieces fit, from the wire inwards:
 //!
 //! - [`server`]: the gRPC service (tonic), health, reflection, the accept
-//!   loop, streaming and the gRPC client. With [`proto`] and [`loadtest`],
-//!   the only modules that name gRPC.
+//!   loop and streaming, and [`server::client`], the gRPC client room (the
+//!   `client` call and the [`server::client::loadtest`] driver). With
+//!   [`proto`], the generated code, the only modules that name gRPC.
 //! - [`proto`]: the generated `article_analyzer.v1` messages.
 //! - [`engine`]: admission control, worker slots, batching, windows,
 //!   deadlines and cancellation, with no transport: jobs in, events out.
@@ -18,16 +19,17 @@
 //!   [`stance::learned`], a MiniLM sentence model trained on NewsMTSC (run
 //!   by candle) aggregated over the article.
 //! - [`text`]: byte and code-point offsets.
+//! - [`accept`]: the accept loop of every port (descriptor exhaustion,
+//!   connection limits, handshake timeouts).
 //! - [`config`] and [`telemetry`]: settings and logging.
 //! - [`metrics`]: Prometheus metrics and their HTTP endpoint.
-//! - [`loadtest`]: a load driver for a running server.
 //! - [`cli`]: the `article-analyzer` command line.
 
+pub mod accept;
 pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod engine;
-pub mod loadtest;
 pub mod metrics;
 pub mod pipeline;
 pub mod proto;

@@ -14,24 +14,23 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{LogConfig, LogFormat};
 
 /// Installs the global subscriber. Safe to call more than once (later calls
-/// do nothing), which tests rely on.
-pub fn init(config: &LogConfig) {
-    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
+/// do nothing), which tests rely on. An invalid `--log` filter is an error
+/// naming it, not a quiet fall back to `info`.
+pub fn init(config: &LogConfig) -> anyhow::Result<()> {
+    let filter = || {
+        EnvFilter::try_new(&config.log)
+            .map_err(|e| anyhow::anyhow!("invalid --log filter {:?}: {e}", config.log))
+    };
+    let filter = filter()?;
     #[cfg(feature = "otel")]
     if let Some(endpoint) = &config.otlp_endpoint {
-        match otel::init(config, endpoint, filter) {
-            Ok(()) => return,
-            Err(e) => {
-                init_fmt(
-                    config,
-                    EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info")),
-                );
-                tracing::error!("cannot export traces to {endpoint}: {e:#}");
-                return;
-            }
-        }
+        return match otel::init(config, endpoint, filter) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(e.context(format!("exporting traces to {endpoint}"))),
+        };
     }
     init_fmt(config, filter);
+    Ok(())
 }
 
 fn init_fmt(config: &LogConfig, filter: EnvFilter) {

@@ -16,20 +16,13 @@ use article_analyzer::pipeline::{
 };
 use article_analyzer::proto as pb;
 use article_analyzer::proto::article_analyzer_client::ArticleAnalyzerClient;
+use common::request;
 use pb::analyze_event::Event;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 use tonic::Code;
 
 const CONTROL_TEXT: &str = "Barack Obama was born in Hawaii.";
-
-fn request(id: &str, text: &str) -> pb::AnalyzeRequest {
-    pb::AnalyzeRequest {
-        request_id: id.to_string(),
-        text: text.to_string(),
-        options: None,
-    }
-}
 
 fn with_options(id: &str, text: &str, options: pb::AnalyzeOptions) -> pb::AnalyzeRequest {
     pb::AnalyzeRequest {

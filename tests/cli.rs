@@ -288,3 +288,15 @@ fn analyze_serves_transformer_models_with_the_rust_bert_build() {
     assert!((sum - 1.0).abs() < 1e-4, "{p}");
     assert_eq!(stances[0]["evidence"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn an_invalid_log_filter_is_an_error_that_names_it() {
+    let out = run_with_stdin(
+        &["--log", "article_analyzer=[", "analyze", "--json", "-"],
+        b"Angela Merkel visited Paris.",
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid --log filter"), "{stderr}");
+    assert!(stderr.contains("article_analyzer=["), "{stderr}");
+}

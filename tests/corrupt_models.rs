@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use article_analyzer::config::DEFAULT_MODEL;
 use article_analyzer::spacy::language::Language;
+use tempfile::TempDir;
 
 /// The files `Language::load` reads (tokenizer + NER), relative to the
 /// pipeline directory, and whether they are binary (msgpack).
@@ -21,29 +22,27 @@ const FILES: &[(&str, bool)] = &[
     ("ner/moves", true),
 ];
 
-/// A private copy of the pipeline files that the test may damage.
+/// A private copy of the pipeline files that the test may damage, in a
+/// temporary directory removed when the copy is dropped.
 struct Scratch {
+    /// `<temporary directory>/<DEFAULT_MODEL>`.
     dir: PathBuf,
+    _tmp: TempDir,
 }
 
 impl Scratch {
     fn new(source: &Path, tag: &str) -> Scratch {
-        let dir = std::env::temp_dir()
-            .join(format!("article-analyzer-{tag}-{}", std::process::id()))
-            .join(DEFAULT_MODEL);
-        let _ = std::fs::remove_dir_all(&dir);
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("article-analyzer-{tag}-"))
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().join(DEFAULT_MODEL);
         for (file, _) in FILES {
             let to = dir.join(file);
             std::fs::create_dir_all(to.parent().unwrap()).unwrap();
             std::fs::copy(source.join(file), &to).unwrap();
         }
-        Scratch { dir }
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(self.dir.parent().unwrap());
+        Scratch { dir, _tmp: tmp }
     }
 }
 

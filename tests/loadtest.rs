@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use article_analyzer::config::Limits;
-use article_analyzer::loadtest::{load_requests, run, Plan, Rpc};
+use article_analyzer::server::client::loadtest::{load_requests, run, Plan, Rpc};
+use article_analyzer::server::client::Connect;
 use serde_json::Value;
 
 fn corpus() -> PathBuf {
@@ -15,7 +16,7 @@ fn corpus() -> PathBuf {
 
 fn plan(addr: String, rpc: Rpc) -> Plan {
     Plan {
-        addr,
+        connect: Connect::plain(addr),
         rpc,
         concurrency: 2,
         total: None,
@@ -48,9 +49,8 @@ fn a_corpus_directory_gives_one_request_per_text() {
 #[tokio::test]
 async fn stops_at_the_total_and_counts_codes() {
     let server = common::start(Limits::default()).await;
-    let dir = std::env::temp_dir().join(format!("loadtest-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let jsonl = dir.join("requests.jsonl");
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("requests.jsonl");
     std::fs::write(
         &jsonl,
         concat!(
@@ -73,7 +73,6 @@ async fn stops_at_the_total_and_counts_codes() {
     assert!(report.tokens == 3 * 8, "{report:?}");
     assert!(report.latency_ms.p50 > 0.0 && report.latency_ms.p50 <= report.latency_ms.max);
     assert!(report.rps > 0.0);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]

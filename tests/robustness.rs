@@ -335,10 +335,49 @@ async fn a_reader_stalled_past_the_timeout_is_cut_off_with_a_status() {
 
 // ---- bulk -------------------------------------------------------------------
 
+/// A recognizer that finds nothing at once: the bulk test is about the
+/// transport, and 100,000 real analyses would take the test profile minutes
+/// (`scripts/probe --bulk 100000` runs them through the real model against
+/// the release binary in `scripts/test`).
+struct Instant0;
+
+impl article_analyzer::pipeline::EntityRecognizer for Instant0 {
+    fn model_info(&self) -> article_analyzer::pipeline::ModelInfo {
+        article_analyzer::pipeline::ModelInfo {
+            task: "ner".into(),
+            name: "finds-nothing".into(),
+            version: "0".into(),
+            backend: "test".into(),
+            labels: Vec::new(),
+            components: Vec::new(),
+            sha256: None,
+            training_data: None,
+        }
+    }
+
+    fn recognize(
+        &self,
+        text: &str,
+    ) -> Result<article_analyzer::pipeline::Recognized, article_analyzer::pipeline::AnalysisError>
+    {
+        Ok(article_analyzer::pipeline::Recognized {
+            token_count: text.split_whitespace().count(),
+            sentences: Vec::new(),
+        })
+    }
+}
+
 #[tokio::test]
 async fn one_bulk_stream_carries_a_hundred_thousand_small_requests() {
     const N: usize = 100_000;
-    let server = common::start(Limits::default()).await;
+    let server = common::start_with(Limits::default(), || {
+        Ok(article_analyzer::pipeline::Pipeline::new(
+            Arc::new(Instant0),
+            None,
+        ))
+    })
+    .await;
+    common::wait_serving(&server).await;
     let disabled = pb::AnalyzeOptions {
         stance: Some(pb::StanceOptions {
             mode: pb::stance_options::Mode::Disabled as i32,

@@ -213,19 +213,19 @@ fn ner_entities_match_the_pipeline_for_every_aggregation_strategy() {
 fn weights_in_rust_model_ot_form_give_the_same_logits() {
     // rust-bert's own format: the safetensors' tensors, same names, written
     // by tch's `save_multi` (what rust-bert's convert script produces).
-    let tmp = std::env::temp_dir().join(format!("aa-ot-{}", std::process::id()));
+    let scratch = tempfile::tempdir().unwrap();
+    let tmp = scratch.path();
     let fixture = &ner_fixtures()[0];
-    std::fs::create_dir_all(&tmp).unwrap();
     for file in ["config.json", "vocab.txt", "tokenizer_config.json"] {
         std::fs::copy(fixture.dir.join(file), tmp.join(file)).unwrap();
     }
     let tensors = tch::Tensor::read_safetensors(fixture.dir.join("model.safetensors")).unwrap();
     tch::Tensor::save_multi(&tensors, tmp.join("rust_model.ot")).unwrap();
-    let model = TokenClassifier::load(&tmp, 0, 64).expect("loading rust_model.ot");
+    let model = TokenClassifier::load(tmp, 0, 64).expect("loading rust_model.ot");
     assert!(model.model_dir().weights.ends_with("rust_model.ot"));
     let max = assert_pieces_match(&model, fixture);
     eprintln!("ner-tiny as rust_model.ot: max |logit difference| {max:e}");
-    std::fs::remove_dir_all(&tmp).unwrap();
+    scratch.close().unwrap();
 }
 
 #[test]
@@ -343,7 +343,10 @@ async fn start_server(ner: &str, nli: &str) -> common::TestServer {
         ..TransformerConfig::default()
     };
     let server = common::start_with(Limits::default(), move || {
-        article_analyzer::backend::load_pipeline_with(&common::model_config(), &transformers)
+        article_analyzer::backend::load_pipeline(&article_analyzer::config::ModelConfig {
+            transformers,
+            ..common::model_config()
+        })
     })
     .await;
     common::wait_serving(&server).await;

@@ -10,15 +10,17 @@ use article_analyzer::config::{Limits, SecurityConfig, ServerConfig};
 use article_analyzer::proto as pb;
 use article_analyzer::proto::article_analyzer_client::ArticleAnalyzerClient;
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::Code;
 
 const TEXT: &str = "Barack Obama was born in Hawaii.";
 
-/// A CA with one server and one client certificate, written as PEM files.
+/// A CA with one server and one client certificate, written as PEM files
+/// into a temporary directory that is removed when the `Pki` is dropped.
 struct Pki {
-    dir: PathBuf,
+    dir: TempDir,
     ca: String,
     client_cert: String,
     client_key: String,
@@ -50,9 +52,10 @@ fn leaf(issuer: &Issuer, name: &str, usage: ExtendedKeyUsagePurpose) -> (String,
 
 impl Pki {
     fn new(tag: &str) -> Pki {
-        let dir =
-            std::env::temp_dir().join(format!("article-analyzer-tls-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("article-analyzer-tls-{tag}-"))
+            .tempdir()
+            .unwrap();
         let issuer = ca("article-analyzer test CA");
         let (server_cert, server_key) =
             leaf(&issuer, "localhost", ExtendedKeyUsagePurpose::ServerAuth);
@@ -66,7 +69,7 @@ impl Pki {
             ("client.pem", &client_cert),
             ("client.key", &client_key),
         ] {
-            std::fs::write(dir.join(name), pem).unwrap();
+            std::fs::write(dir.path().join(name), pem).unwrap();
         }
         Pki {
             dir,
@@ -77,7 +80,7 @@ impl Pki {
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
+        self.dir.path().join(name)
     }
 
     fn server_tls(&self, mutual: bool) -> SecurityConfig {
@@ -93,12 +96,6 @@ impl Pki {
         ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(&self.ca))
             .domain_name("localhost")
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -120,7 +117,7 @@ async fn start(security: SecurityConfig) -> Server {
     };
     let done = tokio::spawn(article_analyzer::server::serve(
         listener,
-        config,
+        article_analyzer::server::ServeOptions::new(config),
         || Ok(common::pipeline()),
         async move {
             let _ = stopped.await;

@@ -8,17 +8,10 @@ use std::time::Duration;
 
 use article_analyzer::config::Limits;
 use article_analyzer::proto as pb;
+use common::request;
 use pb::analyze_event::Event;
 use tokio_stream::StreamExt;
 use tonic::Code;
-
-fn request(id: &str, text: &str) -> pb::AnalyzeRequest {
-    pb::AnalyzeRequest {
-        request_id: id.to_string(),
-        text: text.to_string(),
-        options: None,
-    }
-}
 
 fn kind(e: &pb::AnalyzeEvent) -> &'static str {
     match e.event.as_ref().expect("every event has a body") {

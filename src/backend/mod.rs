@@ -19,18 +19,12 @@ use crate::config::{ModelConfig, StanceEngine, TransformerConfig};
 use crate::pipeline::{Pipeline, StanceClassifier};
 
 /// Loads the configured models into a ready [`Pipeline`]: the native spaCy
-/// pipeline and the lexicon stance engine.
+/// pipeline and the stance engine `config.stance` chooses. Where
+/// `config.transformers` names models, a token classifier replaces spaCy's
+/// entities and an NLI model the stance engine; spaCy still gives tokens,
+/// sentences and the parse.
 pub fn load_pipeline(config: &ModelConfig) -> anyhow::Result<Pipeline> {
-    load_pipeline_with(config, &TransformerConfig::default())
-}
-
-/// [`load_pipeline`], with transformer models where `transformers` names
-/// them: a token classifier replaces spaCy's entities, an NLI model replaces
-/// the lexicon stance engine. spaCy still gives tokens and sentences.
-pub fn load_pipeline_with(
-    config: &ModelConfig,
-    transformers: &TransformerConfig,
-) -> anyhow::Result<Pipeline> {
+    let transformers = &config.transformers;
     let dir = config.pipeline_dir();
     if !dir.join("config.cfg").is_file() {
         anyhow::bail!(

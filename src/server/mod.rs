@@ -12,7 +12,6 @@
 pub mod client;
 mod convert;
 mod edge;
-mod listener;
 mod observe;
 mod respond;
 pub mod security;
@@ -33,6 +32,7 @@ use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 use tracing::{error, info, warn};
 
+use crate::accept;
 use crate::config::{Limits, ServerConfig};
 use crate::engine::{self, Analysis, Engine, Job};
 use crate::metrics::Metrics;
@@ -389,26 +389,29 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
     reporter.set_service_status(SERVICE_NAME, status).await;
 }
 
+/// What a server runs with besides its listener, models and shutdown signal.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub config: ServerConfig,
+    /// Where RPC, queue and analysis metrics are recorded (the caller
+    /// exports them, for example with [`crate::metrics::serve_http`]).
+    pub metrics: Arc<Metrics>,
+}
+
+impl ServeOptions {
+    /// `config`, with metrics kept but not exported.
+    pub fn new(config: ServerConfig) -> Self {
+        ServeOptions {
+            config,
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+}
+
 /// Serves on `listener` until `shutdown` completes, then drains.
 ///
 /// `load` runs on a blocking thread after the port is open; health turns
 /// SERVING when it returns. If it fails the server stops with its error.
-/// Metrics are kept but not exported; see [`serve_with_metrics`].
-pub async fn serve<L, F>(
-    listener: TcpListener,
-    config: ServerConfig,
-    load: L,
-    shutdown: F,
-) -> anyhow::Result<()>
-where
-    L: FnOnce() -> anyhow::Result<Pipeline> + Send + 'static,
-    F: Future<Output = ()> + Send + 'static,
-{
-    serve_with_metrics(listener, config, load, shutdown, Arc::new(Metrics::new())).await
-}
-
-/// [`serve`], recording RPC, queue and analysis metrics in `metrics` (which
-/// the caller exports, for example with [`crate::metrics::serve_http`]).
 ///
 /// At `shutdown`: health answers NOT_SERVING to every `Check` at once, the
 /// listening socket closes (new connections are refused, so clients fail
@@ -416,17 +419,17 @@ where
 /// within `drain_secs`; then every connection gets a GOAWAY and the server
 /// returns. An accept error other than descriptor exhaustion ends it with
 /// that error.
-pub async fn serve_with_metrics<L, F>(
+pub async fn serve<L, F>(
     listener: TcpListener,
-    config: ServerConfig,
+    options: ServeOptions,
     load: L,
     shutdown: F,
-    metrics: Arc<Metrics>,
 ) -> anyhow::Result<()>
 where
     L: FnOnce() -> anyhow::Result<Pipeline> + Send + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
+    let ServeOptions { config, metrics } = options;
     let (reporter, health) = tonic_health::server::health_reporter();
     set_health(&reporter, ServingStatus::NotServing).await;
 
@@ -492,14 +495,12 @@ where
 
     let local = listener.local_addr()?;
     let limits = &config.limits;
-    let max_connections = listener::effective_max_connections(
-        limits.max_connections,
-        listener::raise_descriptor_limit(),
-    );
+    let max_connections =
+        accept::effective_max_connections(limits.max_connections, accept::raise_descriptor_limit());
     info!(addr = %local, max_connections, "listening");
-    let (mut acceptor, incoming) = listener::Acceptor::start(
+    let (mut acceptor, incoming) = accept::Acceptor::start(
         listener,
-        listener::AcceptOptions {
+        accept::AcceptOptions {
             max_connections,
             handshake_timeout: Limits::secs(limits.handshake_timeout_secs),
             tcp_keepalive: Limits::secs(limits.tcp_keepalive_secs),
@@ -587,6 +588,14 @@ where
 const STREAM_WINDOW: u32 = 64 * 1024;
 /// Flow-control window of a connection.
 const CONNECTION_WINDOW: u32 = 2 * 1024 * 1024;
+
+impl tonic::transport::server::Connected for accept::Conn {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.tcp().connect_info()
+    }
+}
 
 /// Completes on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {

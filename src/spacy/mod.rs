@@ -21,6 +21,7 @@ pub mod language;
 pub mod lemmatizer;
 pub mod ner;
 pub mod parser;
+mod pyre;
 pub mod sentencizer;
 pub mod symbols;
 pub mod tagger;

@@ -1,15 +1,15 @@
 //! Rule-based sentence boundaries, following spaCy's `Sentencizer`.
 //!
-//! `en_core_web_sm` takes sentence boundaries from its dependency parser;
-//! until the native runtime has the parser, sentences come from spaCy's own
-//! rule-based `Sentencizer` algorithm: after a token that is a sentence-final
+//! `en_core_web_sm` takes sentence boundaries from its dependency parser,
+//! and so does the native runtime when the parser runs. When it does not
+//! (`--components ner`), sentences come from spaCy's own rule-based
+//! `Sentencizer` algorithm: after a token that is a sentence-final
 //! punctuation mark, the first token that is not punctuation starts a new
 //! sentence. We add one rule for news text: a whitespace token holding a
 //! blank line (a paragraph break) also ends a sentence, so headlines and
 //! bylines without a full stop are sentences of their own.
 
-use unicode_general_category::{get_general_category, GeneralCategory as G};
-
+use super::vocab::py_ispunct;
 use super::Token;
 
 /// Sentence-final punctuation (the common subset of spaCy's default
@@ -20,21 +20,10 @@ const PUNCT_CHARS: &[&str] = &[
     "！", "．", "？", "。", "｡",
 ];
 
-/// spaCy's `is_punct`: every character is in a Unicode punctuation category.
+/// spaCy's `is_punct`: every character is in a Unicode punctuation
+/// category (with the Unicode tables of the rest of the runtime).
 fn is_punct(text: &str) -> bool {
-    !text.is_empty()
-        && text.chars().all(|c| {
-            matches!(
-                get_general_category(c),
-                G::ConnectorPunctuation
-                    | G::DashPunctuation
-                    | G::OpenPunctuation
-                    | G::ClosePunctuation
-                    | G::InitialPunctuation
-                    | G::FinalPunctuation
-                    | G::OtherPunctuation
-            )
-        })
+    !text.is_empty() && text.chars().all(py_ispunct)
 }
 
 fn is_paragraph_break(text: &str) -> bool {

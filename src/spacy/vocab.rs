@@ -64,6 +64,17 @@ pub fn py_isdigit(c: char) -> bool {
     in_ranges(tables::PY_DIGIT, c)
 }
 
+/// spaCy's `is_punct` test for one character: a Unicode punctuation
+/// category (P*), as Python's `unicodedata` (the same Unicode version as
+/// the other tables here).
+pub fn py_ispunct(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_punctuation()
+            && !matches!(c, '$' | '+' | '<' | '=' | '>' | '^' | '`' | '|' | '~');
+    }
+    in_ranges(tables::PY_PUNCT, c)
+}
+
 /// Python `str.isupper()` of one character.
 pub fn py_isupper(c: char) -> bool {
     if c.is_ascii() {
@@ -151,7 +162,10 @@ pub fn word_shape(s: &str) -> Cow<'_, str> {
 /// spaCy's `BASE_NORMS` (`spacy.lang.norm_exceptions`), exported to JSON.
 fn base_norms() -> &'static HashMap<String, String> {
     static TABLE: OnceLock<HashMap<String, String>> = OnceLock::new();
-    TABLE.get_or_init(|| serde_json::from_str(include_str!("base_norms.json")).unwrap_or_default())
+    TABLE.get_or_init(|| {
+        serde_json::from_str(include_str!("base_norms.json"))
+            .expect("base_norms.json is embedded at build time; a unit test checks it")
+    })
 }
 
 /// The lexical attribute ids spaCy puts into the NER feature rows, in the
@@ -264,6 +278,31 @@ impl Vocab {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn punctuation_is_unicode_category_p() {
+        for c in [
+            '!', '"', '#', '%', '&', '-', '.', '_', '{', '¡', '«', '。', '‼', '⸮',
+        ] {
+            assert!(py_ispunct(c), "{c:?}");
+        }
+        for c in [
+            '$', '+', '<', '=', '^', '`', '|', '~', 'a', '1', ' ', '€', '©',
+        ] {
+            assert!(!py_ispunct(c), "{c:?}");
+        }
+        // The ASCII shortcut agrees with the table.
+        for b in 0u8..0x80 {
+            let c = b as char;
+            assert_eq!(py_ispunct(c), in_ranges(tables::PY_PUNCT, c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn the_embedded_base_norms_parse() {
+        assert!(base_norms().len() > 20);
+        assert_eq!(base_norms().get("’s").map(String::as_str), Some("'s"));
+    }
 
     fn tok(text: &str) -> Token {
         Token {

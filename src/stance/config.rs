@@ -126,14 +126,4 @@ impl StanceConfig {
         }
         Ok(())
     }
-
-    /// This config if it is valid, else the default (the engine never fails
-    /// on a bad number at classification time).
-    pub(crate) fn sanitized(&self) -> StanceConfig {
-        if self.validate().is_ok() {
-            self.clone()
-        } else {
-            StanceConfig::default()
-        }
-    }
 }

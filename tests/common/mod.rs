@@ -149,14 +149,17 @@ where
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(article_analyzer::server::serve_with_metrics(
+    let options = article_analyzer::server::ServeOptions {
+        config: server_config(limits),
+        metrics,
+    };
+    let done = tokio::spawn(article_analyzer::server::serve(
         listener,
-        server_config(limits),
+        options,
         load,
         async move {
             let _ = stopped.await;
         },
-        metrics,
     ));
     TestServer {
         addr,

@@ -487,10 +487,13 @@ mod tests {
     use super::*;
 
     /// A DistilBERT directory whose config holds `fields` (weights and vocab
-    /// are empty files: only their presence is checked on opening).
-    fn distilbert_dir(name: &str, fields: serde_json::Value) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("aa-model-dir-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+    /// are empty files: only their presence is checked on opening), in a
+    /// temporary directory removed when the value is dropped.
+    fn distilbert_dir(name: &str, fields: serde_json::Value) -> tempfile::TempDir {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("aa-model-dir-{name}-"))
+            .tempdir()
+            .unwrap();
         let mut config = serde_json::json!({
             "model_type": "distilbert", "activation": "gelu", "attention_dropout": 0.1,
             "dim": 32, "dropout": 0.1, "hidden_dim": 64, "initializer_range": 0.02,
@@ -505,16 +508,16 @@ mod tests {
                 config[k] = v.clone();
             }
         }
-        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
-        std::fs::write(dir.join("vocab.txt"), "[PAD]\n").unwrap();
-        std::fs::write(dir.join("model.safetensors"), "").unwrap();
+        std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+        std::fs::write(dir.path().join("vocab.txt"), "[PAD]\n").unwrap();
+        std::fs::write(dir.path().join("model.safetensors"), "").unwrap();
         dir
     }
 
     #[test]
     fn a_field_transformers_no_longer_writes_is_filled_in_a_temporary_copy() {
         let dir = distilbert_dir("complete", serde_json::json!({}));
-        let model = ModelDir::open(&dir).unwrap();
+        let model = ModelDir::open(dir.path()).unwrap();
         let config = model.rust_bert_config().unwrap();
         assert_ne!(config.path(), model.config, "a completed copy");
         let copy: serde_json::Value =
@@ -528,12 +531,12 @@ mod tests {
             "the copy is removed once the model is built"
         );
 
-        std::fs::remove_dir_all(&dir).unwrap();
+        dir.close().unwrap();
 
         let dir = distilbert_dir("given", serde_json::json!({"tie_weights_": false}));
-        let model = ModelDir::open(&dir).unwrap();
+        let model = ModelDir::open(dir.path()).unwrap();
         assert_eq!(model.rust_bert_config().unwrap().path(), model.config);
-        std::fs::remove_dir_all(&dir).unwrap();
+        dir.close().unwrap();
     }
 
     #[test]
@@ -542,12 +545,12 @@ mod tests {
             "broken",
             serde_json::json!({"dim": null, "n_layers": "two"}),
         );
-        let model = ModelDir::open(&dir).unwrap();
+        let model = ModelDir::open(dir.path()).unwrap();
         let err = model.rust_bert_config().err().expect("an error");
         let message = err.to_string();
         assert!(matches!(err, TransformerError::Config { .. }), "{message}");
         assert!(message.contains("config.json"), "{message}");
-        std::fs::remove_dir_all(&dir).unwrap();
+        dir.close().unwrap();
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Accepting connections so that no peer can end the accept loop.
+//! Accepting connections so that no peer can end the accept loop; used by
+//! the gRPC port and the metrics port alike.
 //!
 //! tonic's own `TcpIncoming` treats "too many open files" as an error it
 //! retries at once, in a busy loop, and never sheds anything. Here:
@@ -31,7 +32,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tokio_stream::Stream;
-use tonic::transport::server::{Connected, TcpConnectInfo};
 use tracing::{error, info, warn};
 
 use crate::metrics::Metrics;
@@ -45,6 +45,8 @@ pub struct AcceptOptions {
     /// Connections open at once; over it, new ones are closed on accept.
     pub max_connections: usize,
     /// Time a new connection has to send its first 24 bytes (`None`: no limit).
+    /// 24 bytes is the HTTP/2 preface, and less than any TLS ClientHello or
+    /// HTTP/1 request line a real client sends first.
     pub handshake_timeout: Option<Duration>,
     /// TCP keepalive idle time (`None`: off).
     pub tcp_keepalive: Option<Duration>,
@@ -250,11 +252,10 @@ impl AsyncWrite for Conn {
     }
 }
 
-impl Connected for Conn {
-    type ConnectInfo = TcpConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.stream.connect_info()
+impl Conn {
+    /// The TCP connection underneath.
+    pub fn tcp(&self) -> &TcpStream {
+        &self.stream
     }
 }
 

@@ -14,14 +14,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::{Connect, Connection};
+use crate::proto as pb;
+use crate::server::code_name;
 use anyhow::{bail, Context};
 use serde::Serialize;
 use serde_json::Value;
-use tonic::transport::{Channel, Endpoint};
-
-use crate::proto as pb;
-use crate::proto::article_analyzer_client::ArticleAnalyzerClient;
-use crate::server::code_name;
 
 /// Which RPC to call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -44,8 +42,8 @@ impl Rpc {
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// Server address: `http://host:port` or `host:port`.
-    pub addr: String,
+    /// The server, and how to reach it.
+    pub connect: Connect,
     pub rpc: Rpc,
     /// Callers at once (at least 1).
     pub concurrency: usize,
@@ -136,17 +134,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
     if plan.rps.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
         bail!("--rps must be a positive number");
     }
-    let addr = if plan.addr.contains("://") {
-        plan.addr.clone()
-    } else {
-        format!("http://{}", plan.addr)
-    };
-    let channel = Endpoint::from_shared(addr.clone())
-        .with_context(|| format!("bad address {addr}"))?
-        .connect_timeout(Duration::from_secs(10))
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {addr}"))?;
+    let connection = Connection::open(&plan.connect).await?;
 
     let requests = Arc::new(plan.requests.clone());
     let next = Arc::new(AtomicU64::new(0));
@@ -154,9 +142,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
     let end = start + plan.duration;
     let mut workers = Vec::new();
     for _ in 0..plan.concurrency.max(1) {
-        let client = ArticleAnalyzerClient::new(channel.clone())
-            .max_decoding_message_size(usize::MAX)
-            .max_encoding_message_size(usize::MAX);
+        let connection = connection.clone();
         let requests = requests.clone();
         let next = next.clone();
         let (total, rps, rpc, timeout) = (plan.total, plan.rps, plan.rpc, plan.timeout);
@@ -178,7 +164,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
                     break;
                 }
                 let request = requests[(i % requests.len() as u64) as usize].clone();
-                samples.push(call(client.clone(), rpc, request, timeout).await);
+                samples.push(call(&connection, rpc, request, timeout).await);
             }
             samples
         }));
@@ -192,14 +178,15 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
 }
 
 async fn call(
-    mut client: ArticleAnalyzerClient<Channel>,
+    connection: &Connection,
     rpc: Rpc,
     request: pb::AnalyzeRequest,
     timeout: Duration,
 ) -> Sample {
     let started = Instant::now();
+    let mut client = connection.client();
     let work = async {
-        let mut request = tonic::Request::new(request);
+        let mut request = connection.request(request);
         request.set_timeout(timeout);
         match rpc {
             Rpc::AnalyzeDocument => {

@@ -1,9 +1,16 @@
-//! A small gRPC client: the `client` subcommand and a reference for callers.
+//! The gRPC client room: how to reach a server ([`Connect`], shared by the
+//! `client` and `loadtest` subcommands, so both speak TLS, mutual TLS and
+//! bearer tokens), the `client` subcommand's call, and the load driver
+//! ([`loadtest`]).
+
+pub mod loadtest;
 
 use std::path::PathBuf;
 
 use anyhow::Context;
+use clap::Args;
 use serde_json::{json, Value};
+use tonic::metadata::AsciiMetadataValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::proto as pb;
@@ -45,83 +52,147 @@ impl ClientRequest {
     }
 }
 
-/// How to reach a server that uses TLS and/or bearer tokens.
-#[derive(Debug, Clone, Default)]
-pub struct ClientSecurity {
-    /// PEM CA certificate to trust (TLS when set, or when the address is
-    /// `https://`).
+/// How to reach a server: its address, TLS and a bearer token.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Connect {
+    /// Server address: `http://host:port`, `https://host:port` or `host:port`.
+    #[arg(
+        long,
+        env = "ARTICLE_ANALYZER_CLIENT_ADDR",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub addr: String,
+    /// PEM CA certificate to trust; connects with TLS (as does an
+    /// `https://` address).
+    #[arg(long, env = "ARTICLE_ANALYZER_CLIENT_CA", value_name = "PEM")]
     pub ca: Option<PathBuf>,
-    /// PEM client certificate and key, for mutual TLS.
+    /// PEM client certificate, for mutual TLS (with `--key`).
+    #[arg(long, env = "ARTICLE_ANALYZER_CLIENT_CERT", value_name = "PEM")]
     pub cert: Option<PathBuf>,
+    /// PEM private key of `--cert`.
+    #[arg(long, env = "ARTICLE_ANALYZER_CLIENT_KEY", value_name = "PEM")]
     pub key: Option<PathBuf>,
-    /// The name the server's certificate must carry (default: the host of
-    /// the address).
-    pub domain: Option<String>,
-    /// Sent as `authorization: Bearer <token>`.
+    /// Name the server certificate must carry (default: the address's host).
+    #[arg(long, env = "ARTICLE_ANALYZER_CLIENT_TLS_DOMAIN")]
+    pub tls_domain: Option<String>,
+    /// Bearer token to send (prefer the environment variable: flags show in
+    /// process listings).
+    #[arg(
+        long,
+        env = "ARTICLE_ANALYZER_CLIENT_AUTH_TOKEN",
+        hide_env_values = true
+    )]
     pub auth_token: Option<String>,
+}
+
+impl Connect {
+    /// Plaintext to `addr`, no token.
+    pub fn plain(addr: impl Into<String>) -> Self {
+        Connect {
+            addr: addr.into(),
+            ..Connect::default()
+        }
+    }
 }
 
 fn read(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
-/// A channel to `addr`, over TLS when `security` asks for it.
-pub async fn connect(addr: &str, security: &ClientSecurity) -> anyhow::Result<Channel> {
-    let tls_wanted = security.ca.is_some() || security.cert.is_some() || addr.starts_with("https:");
-    let addr = match (tls_wanted, addr.strip_prefix("http://")) {
-        (true, Some(rest)) => format!("https://{rest}"),
-        _ => addr.to_string(),
-    };
-    let mut endpoint = Channel::from_shared(addr)?;
-    if tls_wanted {
-        // No system roots (tonic's `tls-roots` is off): trust `--ca` only.
-        let mut tls = ClientTlsConfig::new();
-        if let Some(ca) = &security.ca {
-            tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
-        }
-        match (&security.cert, &security.key) {
-            (Some(cert), Some(key)) => {
-                tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+/// An open connection to a server, and the credentials its calls carry.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    channel: Channel,
+    authorization: Option<AsciiMetadataValue>,
+}
+
+impl Connection {
+    /// Connects as `connect` says: TLS when it names a CA or a client
+    /// certificate or the address is `https://`; no system roots (tonic's
+    /// `tls-roots` is off), so `--ca` is the only trust.
+    pub async fn open(connect: &Connect) -> anyhow::Result<Connection> {
+        let addr = if connect.addr.contains("://") {
+            connect.addr.clone()
+        } else {
+            format!("http://{}", connect.addr)
+        };
+        let tls_wanted =
+            connect.ca.is_some() || connect.cert.is_some() || addr.starts_with("https:");
+        let addr = match (tls_wanted, addr.strip_prefix("http://")) {
+            (true, Some(rest)) => format!("https://{rest}"),
+            _ => addr,
+        };
+        let authorization = connect
+            .auth_token
+            .as_ref()
+            .map(|token| {
+                format!("Bearer {}", token.trim())
+                    .parse::<AsciiMetadataValue>()
+                    .context("the auth token cannot be sent in a header")
+            })
+            .transpose()?;
+        let mut endpoint = Channel::from_shared(addr.clone())
+            .with_context(|| format!("bad address {addr}"))?
+            .connect_timeout(std::time::Duration::from_secs(10));
+        if tls_wanted {
+            let mut tls = ClientTlsConfig::new();
+            if let Some(ca) = &connect.ca {
+                tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
             }
-            (None, None) => {}
-            _ => anyhow::bail!("a client certificate needs both --cert and --key"),
+            match (&connect.cert, &connect.key) {
+                (Some(cert), Some(key)) => {
+                    tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+                }
+                (None, None) => {}
+                _ => anyhow::bail!("a client certificate needs both --cert and --key"),
+            }
+            if let Some(domain) = &connect.tls_domain {
+                tls = tls.domain_name(domain.clone());
+            }
+            endpoint = endpoint.tls_config(tls)?;
         }
-        if let Some(domain) = &security.domain {
-            tls = tls.domain_name(domain.clone());
-        }
-        endpoint = endpoint.tls_config(tls)?;
+        let channel = endpoint
+            .connect()
+            .await
+            .with_context(|| format!("connecting to {addr}"))?;
+        Ok(Connection {
+            channel,
+            authorization,
+        })
     }
-    Ok(endpoint.connect().await?)
+
+    /// A client on this connection, with no message size limit of its own
+    /// (the server's limits apply).
+    pub fn client(&self) -> ArticleAnalyzerClient<Channel> {
+        ArticleAnalyzerClient::new(self.channel.clone())
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX)
+    }
+
+    /// `message` as a call carrying this connection's credentials.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(value) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        request
+    }
 }
 
-/// Calls `Analyze` on `addr` and hands each event, as JSON, to `on_event`.
+/// Calls `Analyze` and hands each event, as JSON, to `on_event`.
 pub async fn analyze(
-    addr: &str,
-    request: &ClientRequest,
-    on_event: impl FnMut(Value),
-) -> anyhow::Result<()> {
-    analyze_with(addr, &ClientSecurity::default(), request, on_event).await
-}
-
-/// [`analyze`] over TLS and/or with a bearer token.
-pub async fn analyze_with(
-    addr: &str,
-    security: &ClientSecurity,
+    connect: &Connect,
     request: &ClientRequest,
     mut on_event: impl FnMut(Value),
 ) -> anyhow::Result<()> {
-    let channel = connect(addr, security).await?;
-    let mut client = ArticleAnalyzerClient::new(channel)
-        .max_decoding_message_size(usize::MAX)
-        .max_encoding_message_size(usize::MAX);
-    let mut call = tonic::Request::new(request.to_proto());
-    if let Some(token) = &security.auth_token {
-        let value = format!("Bearer {}", token.trim())
-            .parse()
-            .context("the auth token cannot be sent in a header")?;
-        call.metadata_mut().insert("authorization", value);
-    }
-    let mut stream = client.analyze(call).await?.into_inner();
+    let connection = Connection::open(connect).await?;
+    let mut stream = connection
+        .client()
+        .analyze(connection.request(request.to_proto()))
+        .await?
+        .into_inner();
     while let Some(event) = stream.message().await? {
         on_event(event_json(&event));
     }

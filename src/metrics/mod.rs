@@ -1,4 +1,6 @@
-//! Prometheus metrics, and a tiny HTTP endpoint that serves them.
+//! Prometheus metrics: the registry and its series here, the HTTP endpoint
+//! in [`http`], reading an exposition back (tests, the load driver) in
+//! [`scrape`].
 //!
 //! [`Metrics`] owns its own registry (not the process-wide default one), so
 //! several servers in one process, as in the tests, each count their own.
@@ -15,8 +17,15 @@
 //! | `article_analyzer_analyses_total` | counter | `outcome`: `ok`, `error`, `cancelled` |
 //! | `article_analyzer_tokens_total` | counter | tokens of completed analyses |
 //! | `article_analyzer_batch_documents` | histogram | documents per recognizer batch |
+//! | `article_analyzer_connections_refused_total` | counter | `reason`: `max_connections`, `out_of_descriptors` |
 //!
 //! Nothing here knows about gRPC: the server names the RPCs and codes.
+
+mod http;
+mod scrape;
+
+pub use http::serve_http;
+pub use scrape::{sample, scrape};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,9 +34,6 @@ use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tracing::debug;
 
 const NS: &str = "article_analyzer";
 
@@ -315,117 +321,6 @@ impl Drop for BusyGuard {
     }
 }
 
-/// Longest request head the endpoint reads.
-const MAX_REQUEST_HEAD: usize = 8 * 1024;
-/// How long a scraper may take to send its request.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Serves `GET /metrics` (HTTP/1.x, one request per connection) on
-/// `listener` until the task is dropped.
-pub async fn serve_http(listener: TcpListener, metrics: Arc<Metrics>) {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                debug!("metrics accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            if let Err(e) = respond(stream, &metrics).await {
-                debug!(%peer, "metrics request failed: {e}");
-            }
-        });
-    }
-}
-
-async fn respond(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    let read = async {
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buf[..n]);
-            if head.len() > MAX_REQUEST_HEAD {
-                break;
-            }
-        }
-        Ok::<_, std::io::Error>(())
-    };
-    if tokio::time::timeout(READ_TIMEOUT, read).await.is_err() {
-        return Ok(());
-    }
-    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default();
-    let path = parts.next().unwrap_or_default();
-    let path = path.split('?').next().unwrap_or_default();
-    let (status, content_type, body) = match (method, path) {
-        ("GET" | "HEAD", "/metrics") => ("200 OK", prometheus::TEXT_FORMAT, metrics.render()),
-        ("GET" | "HEAD", "/") => (
-            "200 OK",
-            "text/plain; charset=utf-8",
-            "article-analyzer metrics: GET /metrics\n".to_string(),
-        ),
-        ("GET" | "HEAD", _) => (
-            "404 Not Found",
-            "text/plain; charset=utf-8",
-            "not found; try /metrics\n".to_string(),
-        ),
-        _ => (
-            "405 Method Not Allowed",
-            "text/plain; charset=utf-8",
-            "only GET\n".to_string(),
-        ),
-    };
-    let mut response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    if method != "HEAD" {
-        response.extend_from_slice(body.as_bytes());
-    }
-    stream.write_all(&response).await?;
-    stream.shutdown().await
-}
-
-/// Fetches `http://{addr}/metrics` and returns the body; for tests and the
-/// load driver.
-pub async fn scrape(addr: std::net::SocketAddr) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect(addr).await?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await?;
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    match raw.split_once("\r\n\r\n") {
-        Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_string()),
-        _ => Err(std::io::Error::other(format!(
-            "unexpected metrics response: {}",
-            raw.lines().next().unwrap_or_default()
-        ))),
-    }
-}
-
-/// The value of one sample in a text exposition, such as
-/// `article_analyzer_rpc_requests_total{code="OK",rpc="AnalyzeDocument"}`
-/// (labels in the exposition's order, which is sorted by name).
-pub fn sample(exposition: &str, series: &str) -> Option<f64> {
-    exposition.lines().find_map(|line| {
-        let rest = line.strip_prefix(series)?;
-        let value = rest.strip_prefix(' ')?;
-        value.trim().parse().ok()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,22 +376,5 @@ mod tests {
             sample(&text, "article_analyzer_queue_wait_seconds_count"),
             Some(1.0)
         );
-    }
-
-    #[tokio::test]
-    async fn http_endpoint_serves_the_exposition() {
-        let m = Arc::new(Metrics::new());
-        m.analysis_finished(Outcome::Ok, 7);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(serve_http(listener, m.clone()));
-        let body = scrape(addr).await.unwrap();
-        assert_eq!(sample(&body, "article_analyzer_tokens_total"), Some(7.0));
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET /nope HTTP/1.0\r\n\r\n").await.unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).await.unwrap();
-        assert!(raw.starts_with("HTTP/1.1 404"), "{raw}");
-        task.abort();
     }
 }
