@@ -98,7 +98,9 @@ fn out_of_resources(e: &io::Error) -> bool {
     )
 }
 
-/// Errors that concern one connection only.
+/// Errors that concern one connection only. Besides the usual ones, Linux
+/// passes a new socket's pending network errors out of accept(2), and its
+/// manual says to retry on them; EPERM is a firewall rule refusing one peer.
 fn transient(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -107,7 +109,20 @@ fn transient(e: &io::Error) -> bool {
             | io::ErrorKind::Interrupted
             | io::ErrorKind::WouldBlock
             | io::ErrorKind::TimedOut
-    ) || e.raw_os_error() == Some(libc::EPROTO)
+    ) || matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EPROTO
+                | libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH
+                | libc::EPERM
+        )
+    )
 }
 
 async fn accept_loop(
@@ -277,7 +292,9 @@ pub fn raise_descriptor_limit() -> Option<u64> {
 /// The connection limit to apply: the configured one, lowered to leave
 /// descriptors for model files, the metrics port and logs.
 pub fn effective_max_connections(configured: usize, descriptor_limit: Option<u64>) -> usize {
-    const RESERVED: u64 = 64;
+    // The metrics port's own connections, then listeners, stdio, the
+    // runtime's descriptors, model files and the trace exporter.
+    const RESERVED: u64 = crate::metrics::MAX_SCRAPERS as u64 + 64;
     match descriptor_limit {
         Some(limit) if (limit.saturating_sub(RESERVED) as usize) < configured => {
             let lowered = (limit.saturating_sub(RESERVED) as usize).max(1);
@@ -297,7 +314,7 @@ mod tests {
 
     #[test]
     fn the_connection_limit_leaves_descriptors_for_the_rest() {
-        assert_eq!(effective_max_connections(10_000, Some(1024)), 960);
+        assert_eq!(effective_max_connections(10_000, Some(1024)), 896);
         assert_eq!(effective_max_connections(100, Some(1024)), 100);
         assert_eq!(effective_max_connections(100, None), 100);
         assert_eq!(effective_max_connections(100, Some(10)), 1);
@@ -315,6 +332,8 @@ mod tests {
             libc::EBADF
         )));
         assert!(transient(&io::Error::from_raw_os_error(libc::ECONNABORTED)));
+        assert!(transient(&io::Error::from_raw_os_error(libc::ENETUNREACH)));
+        assert!(transient(&io::Error::from_raw_os_error(libc::EPERM)));
         assert!(!transient(&io::Error::from_raw_os_error(libc::EINVAL)));
     }
 }

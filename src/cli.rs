@@ -193,7 +193,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    runtime()?.block_on(async move {
+    let runtime = runtime()?;
+    let result = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.server.addr)
             .await
             .with_context(|| format!("binding {}", args.server.addr))?;
@@ -229,7 +230,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             exporter.abort();
         }
         result
-    })
+    });
+    // Work still on blocking threads (a model load cut short by SIGTERM, an
+    // analysis past the drain time) must not hold the exit: the drain
+    // already gave it its time.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 fn loadtest(args: LoadtestArgs) -> anyhow::Result<()> {

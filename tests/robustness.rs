@@ -246,17 +246,29 @@ fn sample(metrics: &Metrics, series: &str) -> f64 {
     metrics::sample(&metrics.render(), series).unwrap_or(0.0)
 }
 
+/// A server with the real model whose metrics the test reads.
+async fn start_recording(limits: Limits) -> (common::TestServer, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::new());
+    let server = common::start_with_metrics(limits, metrics.clone()).await;
+    (server, metrics)
+}
+
+/// Polls `series` until it reaches `at_least`; fails after five minutes.
+async fn wait_for(metrics: &Metrics, series: &str, at_least: f64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while sample(metrics, series) < at_least {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn readers_that_never_read_hold_no_worker() {
-    let metrics = Arc::new(Metrics::new());
-    let server = common::start_with_metrics(
-        Limits {
-            workers: 2,
-            stall_timeout_secs: 600,
-            ..Limits::default()
-        },
-        metrics.clone(),
-    )
+    let (server, metrics) = start_recording(Limits {
+        workers: 2,
+        stall_timeout_secs: 600,
+        ..Limits::default()
+    })
     .await;
     // Two callers that answer pings but never open their receive window,
     // on an article whose answer is far larger than any window.
@@ -264,14 +276,8 @@ async fn readers_that_never_read_hold_no_worker() {
     let _a = stalled_analyze(server.addr, &request("stalled-a", &text)).await;
     let _b = stalled_analyze(server.addr, &request("stalled-b", &text)).await;
     // Both analyses run to their end into their own buffers.
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while sample(&metrics, "article_analyzer_analyses_total{outcome=\"ok\"}") < 2.0 {
-        assert!(
-            Instant::now() < deadline,
-            "the stalled analyses never finished"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let ok = "article_analyzer_analyses_total{outcome=\"ok\"}";
+    wait_for(&metrics, ok, 2.0, "the stalled analyses never finished").await;
     assert_eq!(sample(&metrics, "article_analyzer_workers_busy"), 0.0);
     // Every other caller is served at once.
     let mut req = tonic::Request::new(request("other", "Angela Merkel visited Paris."));
@@ -288,14 +294,10 @@ async fn readers_that_never_read_hold_no_worker() {
 
 #[tokio::test]
 async fn a_reader_stalled_past_the_timeout_is_cut_off_with_a_status() {
-    let metrics = Arc::new(Metrics::new());
-    let server = common::start_with_metrics(
-        Limits {
-            stall_timeout_secs: 1,
-            ..Limits::default()
-        },
-        metrics.clone(),
-    )
+    let (server, metrics) = start_recording(Limits {
+        stall_timeout_secs: 1,
+        ..Limits::default()
+    })
     .await;
     let text = common::long_article();
     let call = stalled_analyze(server.addr, &request("stalled", &text)).await;
@@ -303,18 +305,14 @@ async fn a_reader_stalled_past_the_timeout_is_cut_off_with_a_status() {
     assert_eq!(response.status(), 200);
     // Past the stall timeout the analysis is cancelled with its buffer;
     // then the reader opens its window and reads.
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while sample(
+    let cancelled = "article_analyzer_analyses_total{outcome=\"cancelled\"}";
+    wait_for(
         &metrics,
-        "article_analyzer_analyses_total{outcome=\"cancelled\"}",
-    ) < 1.0
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the stalled analysis was never cancelled"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        cancelled,
+        1.0,
+        "the stalled analysis was never cancelled",
+    )
+    .await;
     call.open_window.send(()).unwrap();
     let mut body = response.into_body();
     let mut received = 0;
@@ -619,8 +617,7 @@ async fn malformed_calls_get_the_status_the_specification_names() {
 
 #[tokio::test]
 async fn calls_refused_before_the_handler_are_counted() {
-    let metrics = Arc::new(Metrics::new());
-    let server = common::start_with_metrics(Limits::default(), metrics.clone()).await;
+    let (server, metrics) = start_recording(Limits::default()).await;
     let grpc = [("content-type", "application/grpc"), ("te", "trailers")];
     let garbage = Bytes::from_static(&[0, 0, 0, 0, 3, 0xff, 0xff, 0xff]);
     assert_eq!(

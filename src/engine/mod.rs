@@ -74,21 +74,31 @@ impl Engine {
         }
     }
 
-    /// Waits for a worker slot, until `deadline` at most.
+    /// Waits for a worker slot, until `deadline` at most, and only while
+    /// someone still listens on `tx`.
     async fn worker(
         &self,
         deadline: Option<Instant>,
+        tx: &EventSender,
     ) -> Result<OwnedSemaphorePermit, AnalysisError> {
-        let acquire = self.workers.clone().acquire_owned();
-        let permit = match deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline.into(), acquire)
-                .await
-                .map_err(|_| {
-                    AnalysisError::DeadlineExceeded("deadline expired while waiting in the queue")
-                })?,
-            None => acquire.await,
+        let acquire = async {
+            let acquire = self.workers.clone().acquire_owned();
+            match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline.into(), acquire)
+                    .await
+                    .map_err(|_| {
+                        AnalysisError::DeadlineExceeded(
+                            "deadline expired while waiting in the queue",
+                        )
+                    })?
+                    .map_err(|_| AnalysisError::ShuttingDown),
+                None => acquire.await.map_err(|_| AnalysisError::ShuttingDown),
+            }
         };
-        permit.map_err(|_| AnalysisError::ShuttingDown)
+        tokio::select! {
+            permit = acquire => permit,
+            _ = tx.closed() => Err(AnalysisError::Cancelled),
+        }
     }
 
     /// Recognizes a long article window by window, each window in its own
@@ -116,14 +126,14 @@ impl Engine {
             let worker = match queued.take() {
                 Some(queued) => {
                     let worker = self
-                        .worker(deadline)
+                        .worker(deadline, tx)
                         .instrument(tracing::info_span!("queue", batched = false))
                         .await?;
                     let waited = queued.dequeued();
                     debug!(queue_ms = waited.as_secs_f64() * 1e3, "worker acquired");
                     worker
                 }
-                None => self.worker(deadline).await?,
+                None => self.worker(deadline, tx).await?,
             };
             let (pipeline, shared, r) = (pipeline.clone(), shared.clone(), range.clone());
             let current = Span::current();
@@ -180,7 +190,9 @@ impl Engine {
         self.queue_capacity - self.queue.available_permits()
     }
 
-    /// Completes when no analysis is admitted any more.
+    /// Completes when no analysis is admitted any more. Call it only after
+    /// [`Engine::shut_down`]: while it waits it holds the free queue slots,
+    /// so admission would fail.
     pub async fn idle(&self) {
         let capacity = u32::try_from(self.queue_capacity).unwrap_or(u32::MAX);
         // Taking every slot waits for the last admitted analysis; the slots
@@ -269,7 +281,10 @@ async fn run(
                 .recognize_in_windows(&pipeline, &job.text, windows, job.deadline, &tx, queued)
                 .instrument(span)
                 .await?;
-            (Some(recognition), scheduler.worker(job.deadline).await?)
+            (
+                Some(recognition),
+                scheduler.worker(job.deadline, &tx).await?,
+            )
         } else {
             // Waiting for a worker (and, with batching, for the batched
             // recognizer) is the `queue` span; the stages run inside the
@@ -298,7 +313,7 @@ async fn run(
                     }
                     None => (None, Some(queued)),
                 };
-                let worker = scheduler.worker(job.deadline).await?;
+                let worker = scheduler.worker(job.deadline, &tx).await?;
                 if let Some(queued) = queued {
                     let waited = queued.dequeued();
                     debug!(queue_ms = waited.as_secs_f64() * 1e3, "worker acquired");

@@ -24,7 +24,7 @@
 mod http;
 mod scrape;
 
-pub use http::serve_http;
+pub use http::{serve_http, MAX_CONNECTIONS as MAX_SCRAPERS};
 pub use scrape::{sample, scrape};
 
 use std::sync::Arc;

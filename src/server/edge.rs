@@ -149,6 +149,7 @@ where
         let rpc = rpc_of(request.uri().path());
         let metrics = self.metrics.clone();
         if !is_grpc(request.headers().get(http::header::CONTENT_TYPE)) {
+            metrics.call_refused(rpc, "HTTP_415");
             let mut response = http::Response::new(tonic::body::Body::empty());
             *response.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
             return Box::pin(async move { Ok(response) });

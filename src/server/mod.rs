@@ -147,7 +147,14 @@ impl Service {
 /// true`). Returns false when the caller is gone or cut off; dropping the
 /// analysis then cancels it.
 async fn forward(request_id: &str, mut analysis: Analysis, out: &Responder, bulk: bool) -> bool {
-    while let Some(item) = analysis.next().await {
+    loop {
+        // A caller that leaves while the analysis is still queued or
+        // recognizing stops it now, not at its next event.
+        let item = tokio::select! {
+            item = analysis.next() => item,
+            _ = out.closed() => return false,
+        };
+        let Some(item) = item else { break };
         let message = match item {
             Ok(event) => Ok(convert::event(request_id, &event)),
             Err(e) if bulk => Ok(convert::failed(request_id, &convert::status(&e))),
@@ -188,12 +195,20 @@ pub fn validate_request(
     Ok(options)
 }
 
-/// The caller's deadline: its `grpc-timeout`, counted from when the call
-/// reached the server ([`edge::Arrived`], set before the body is read),
-/// less a millisecond so that our DEADLINE_EXCEEDED reaches the caller
-/// before tonic's own timer answers CANCELLED.
-fn deadline_of<T>(req: &Request<T>) -> Option<Instant> {
-    let timeout = edge::grpc_timeout(req.metadata().get("grpc-timeout")?.as_bytes())?;
+/// A call's deadline: the caller's `grpc-timeout` or, for a unary call,
+/// the server's `request_timeout_secs` if that is sooner, counted from when
+/// the call reached the server ([`edge::Arrived`], set before the body is
+/// read), less a millisecond so that our DEADLINE_EXCEEDED reaches the
+/// caller before tonic's own timer answers CANCELLED ("Timeout expired").
+fn deadline_of<T>(req: &Request<T>, server_timeout: Option<Duration>) -> Option<Instant> {
+    let caller = req
+        .metadata()
+        .get("grpc-timeout")
+        .and_then(|v| edge::grpc_timeout(v.as_bytes()));
+    let timeout = match (caller, server_timeout) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b)?,
+    };
     let arrived = req
         .extensions()
         .get::<edge::Arrived>()
@@ -216,7 +231,7 @@ impl ArticleAnalyzer for Service {
         request: Request<pb::AnalyzeRequest>,
     ) -> Result<Response<Self::AnalyzeStream>, Status> {
         let call = self.call(&request, "Analyze");
-        let deadline = deadline_of(&request);
+        let deadline = deadline_of(&request, None);
         let parent = RemoteParent::from_metadata(request.metadata());
         match self.start(request.into_inner(), deadline, &parent) {
             Ok((request_id, analysis)) => {
@@ -239,7 +254,7 @@ impl ArticleAnalyzer for Service {
     ) -> Result<Response<pb::AnalyzeResponse>, Status> {
         use crate::pipeline::Event as E;
         let call = self.call(&request, "AnalyzeDocument");
-        let deadline = deadline_of(&request);
+        let deadline = deadline_of(&request, Limits::secs(self.limits.request_timeout_secs));
         let parent = RemoteParent::from_metadata(request.metadata());
         let work = async move {
             let (request_id, mut analysis) = self
@@ -283,7 +298,7 @@ impl ArticleAnalyzer for Service {
         request: Request<Streaming<pb::AnalyzeRequest>>,
     ) -> Result<Response<Self::AnalyzeStreamStream>, Status> {
         let call = self.call(&request, "AnalyzeStream");
-        let deadline = deadline_of(&request);
+        let deadline = deadline_of(&request, None);
         let parent = RemoteParent::from_metadata(request.metadata());
         let inbound = request.into_inner();
         if let Err(status) = self.pipeline() {
@@ -362,6 +377,11 @@ async fn bulk(
         let Ok(permit) = per_stream.clone().acquire_owned().await else {
             return;
         };
+        // A caller that left or was cut off gets no more work started;
+        // returning drops the request stream.
+        if out.is_gone() {
+            return;
+        }
         match service.start(req, deadline, &parent) {
             Err((request_id, status)) => {
                 if out
@@ -432,6 +452,9 @@ where
     let ServeOptions { config, metrics } = options;
     let (reporter, health) = tonic_health::server::health_reporter();
     set_health(&reporter, ServingStatus::NotServing).await;
+    // Health changes go through this lock, and `true` once draining: a
+    // model load that ends during the drain must not say SERVING again.
+    let draining = Arc::new(tokio::sync::Mutex::new(false));
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -465,6 +488,7 @@ where
 
     let (load_err_tx, mut load_err_rx) = mpsc::channel::<anyhow::Error>(1);
     let load_reporter = reporter.clone();
+    let load_draining = draining.clone();
     tokio::spawn(async move {
         let started = Instant::now();
         match tokio::task::spawn_blocking(load).await {
@@ -475,7 +499,12 @@ where
                     .map(|m| format!("{} {} ({})", m.name, m.version, m.task))
                     .collect();
                 let _ = cell.set(pipeline);
+                let draining = load_draining.lock().await;
+                if *draining {
+                    return;
+                }
                 set_health(&load_reporter, ServingStatus::Serving).await;
+                drop(draining);
                 info!(
                     load_ms = started.elapsed().as_millis() as u64,
                     models = %names.join(", "),
@@ -520,7 +549,13 @@ where
     if let Some(timeout) = Limits::secs(limits.request_timeout_secs) {
         builder = builder.timeout(timeout);
     }
-    if let Some(tls) = tls {
+    if let Some(mut tls) = tls {
+        // The 24-byte handshake deadline of the accept loop is passed by the
+        // first bytes of a ClientHello; the whole TLS handshake gets a
+        // deadline of its own.
+        if let Some(timeout) = Limits::secs(limits.handshake_timeout_secs) {
+            tls = tls.timeout(timeout);
+        }
         builder = builder
             .tls_config(tls)
             .map_err(|e| anyhow::anyhow!("configuring TLS: {e}"))?;
@@ -549,7 +584,11 @@ where
     }
     // Say NOT_SERVING and refuse new connections before anything else, so
     // load balancers and clients move on at once.
-    set_health(&reporter, ServingStatus::NotServing).await;
+    {
+        let mut draining = draining.lock().await;
+        *draining = true;
+        set_health(&reporter, ServingStatus::NotServing).await;
+    }
     acceptor.stop();
     engine.shut_down();
     let in_flight = engine.in_flight();
@@ -569,6 +608,9 @@ where
     // Then GOAWAY to every connection; the answers still on their way get
     // the rest of the drain time.
     let _ = stop_tx.send(());
+    // At least a moment for the GOAWAY frames to go out, even after an
+    // overrun.
+    let deadline = deadline.max(tokio::time::Instant::now() + Duration::from_secs(1));
     if tokio::time::timeout_at(deadline, &mut server)
         .await
         .is_err()
@@ -584,10 +626,12 @@ where
 /// Flow-control window of one call's request stream. It bounds what a
 /// caller can have in flight unread: with small requests, h2 closes a
 /// connection whose unread frames pass half the connection window (see
-/// [`bulk`]), so the stream window is kept well below that.
+/// [`bulk`]). A 64 KiB window of 50-byte requests costs about 270 KB of that
+/// budget, so about seven such bulk calls can be held back at once on one
+/// connection.
 const STREAM_WINDOW: u32 = 64 * 1024;
-/// Flow-control window of a connection.
-const CONNECTION_WINDOW: u32 = 2 * 1024 * 1024;
+/// Flow-control window of a connection (h2's budget is half of it).
+const CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
 
 impl tonic::transport::server::Connected for accept::Conn {
     type ConnectInfo = tonic::transport::server::TcpConnectInfo;

@@ -11,7 +11,7 @@
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -22,22 +22,52 @@ use crate::proto as pb;
 
 type Item = Result<pb::AnalyzeEvent, Status>;
 
-/// The status a cut-off call ends with, set once.
+/// The status a cut-off call ends with, set once, and the reader to wake
+/// when it is set (the reader may be waiting on an empty queue).
 #[derive(Default)]
-struct Abort(Mutex<Option<Status>>);
+struct Abort(Mutex<AbortState>);
+
+#[derive(Default)]
+struct AbortState {
+    status: Option<Status>,
+    /// Set once the status has been handed to the reader.
+    taken: bool,
+    reader: Option<Waker>,
+}
 
 impl Abort {
-    fn set(&self, status: Status) {
-        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        slot.get_or_insert(status);
+    fn lock(&self) -> std::sync::MutexGuard<'_, AbortState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn take(&self) -> Option<Status> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    fn set(&self, status: Status) {
+        let mut state = self.lock();
+        if state.status.is_none() && !state.taken {
+            state.status = Some(status);
+            if let Some(reader) = state.reader.take() {
+                reader.wake();
+            }
+        }
+    }
+
+    /// The status, once; or registers `waker` to hear of it.
+    fn take_or_register(&self, waker: &Waker) -> Option<Status> {
+        let mut state = self.lock();
+        match state.status.take() {
+            Some(status) => {
+                state.taken = true;
+                Some(status)
+            }
+            None => {
+                state.reader = Some(waker.clone());
+                None
+            }
+        }
     }
 
     fn is_set(&self) -> bool {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+        let state = self.lock();
+        state.status.is_some() || state.taken
     }
 }
 
@@ -76,6 +106,17 @@ impl Responder {
                 done: false,
             },
         )
+    }
+
+    /// Whether the call is over for this side: the caller left or was cut
+    /// off. Work for it should stop.
+    pub fn is_gone(&self) -> bool {
+        self.tx.is_closed() || self.abort.is_set()
+    }
+
+    /// Completes when the caller has left (dropped its response stream).
+    pub async fn closed(&self) {
+        self.tx.closed().await
     }
 
     /// Queues one message, waiting for room up to the stall timeout.
@@ -120,7 +161,7 @@ impl Stream for CallStream {
         if self.done {
             return Poll::Ready(None);
         }
-        if let Some(status) = self.abort.take() {
+        if let Some(status) = self.abort.take_or_register(cx.waker()) {
             self.done = true;
             return Poll::Ready(Some(Err(status)));
         }
@@ -128,7 +169,7 @@ impl Stream for CallStream {
             Poll::Ready(None) => {
                 // A cut-off that raced with the last sender going away.
                 self.done = true;
-                Poll::Ready(self.abort.take().map(Err))
+                Poll::Ready(self.abort.take_or_register(cx.waker()).map(Err))
             }
             other => other,
         }
@@ -179,6 +220,25 @@ mod tests {
         }
         drop(responder);
         assert_eq!(reader.await.unwrap(), 20);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_waiting_on_an_empty_queue_hears_of_a_cut_off() {
+        let (responder, mut stream) = Responder::new(1, Some(Duration::from_secs(5)));
+        let keep = responder.clone();
+        let reader = tokio::spawn(async move { stream.next().await });
+        tokio::task::yield_now().await;
+        // Cut off by another sender of the same call while the reader waits.
+        keep.abort.set(Status::deadline_exceeded("cut"));
+        let got = tokio::time::timeout(Duration::from_secs(1), reader)
+            .await
+            .expect("the reader is woken")
+            .unwrap();
+        assert_eq!(
+            got.unwrap().unwrap_err().code(),
+            tonic::Code::DeadlineExceeded
+        );
+        assert!(responder.is_gone());
     }
 
     #[tokio::test]
