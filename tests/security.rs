@@ -5,6 +5,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use article_analyzer::config::{Limits, SecurityConfig, ServerConfig};
 use article_analyzer::proto as pb;
@@ -106,12 +107,16 @@ struct Server {
 }
 
 async fn start(security: SecurityConfig) -> Server {
+    start_with_limits(security, Limits::default()).await
+}
+
+async fn start_with_limits(security: SecurityConfig, limits: Limits) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let config = ServerConfig {
         addr,
-        limits: Limits::default(),
+        limits,
         drain_secs: 1,
         security,
     };
@@ -156,7 +161,7 @@ async fn wait_serving(channel: &Channel) {
         if health(channel.clone()).await.expect("health check") == ServingStatus::Serving as i32 {
             return;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("not SERVING within 30 s");
 }
@@ -213,6 +218,45 @@ async fn tls_serves_encrypted_and_refuses_plaintext() {
     };
     assert!(untrusted.is_err(), "an untrusted server was accepted");
     assert!(!server.done.is_finished());
+}
+
+#[tokio::test]
+async fn a_tls_handshake_that_stalls_is_closed_at_the_handshake_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = Pki::new("tls-stall");
+    let server = start_with_limits(
+        pki.server_tls(false),
+        Limits {
+            handshake_timeout_secs: 1,
+            ..Limits::default()
+        },
+    )
+    .await;
+    // The start of a ClientHello record (type 22, TLS 1.0, 512 bytes
+    // announced) and then silence: past the 24 bytes of the accept loop's
+    // deadline, so only the TLS handshake's own deadline can end it.
+    let mut peer = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut hello = vec![
+        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ];
+    hello.resize(40, 0);
+    peer.write_all(&hello).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match peer.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "a stalled TLS handshake was kept open");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // The server still serves real TLS clients.
+    let channel = connect(&server, Some(pki.client_tls())).await.unwrap();
+    wait_serving(&channel).await;
 }
 
 #[tokio::test]
