@@ -535,6 +535,48 @@ async fn a_deadline_that_passes_in_the_queue_is_deadline_exceeded() {
     hog.await.unwrap().unwrap();
 }
 
+#[tokio::test]
+async fn a_deadline_that_passes_while_the_request_is_still_arriving_is_deadline_exceeded() {
+    let server = common::start(Limits::default()).await;
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let (mut client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!(
+            "http://{}/article_analyzer.v1.ArticleAnalyzer/AnalyzeDocument",
+            server.addr
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("grpc-timeout", "200m")
+        .body(())
+        .unwrap();
+    let (response, mut send) = client.send_request(request, false).unwrap();
+    // Half the message, then nothing until well past the deadline: no
+    // handler has run when it passes.
+    let body = grpc_frame(&request_of(common::SHORT_TEXT));
+    let (first, rest) = body.split_at(body.len() / 2);
+    send.send_data(Bytes::copy_from_slice(first), false)
+        .unwrap();
+    let started = Instant::now();
+    let response = tokio::time::timeout(Duration::from_secs(5), response)
+        .await
+        .expect("the server answers at the deadline")
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    let status = response
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(status.as_deref(), Some("4"), "{:?}", response.headers());
+    let _ = send.send_data(Bytes::copy_from_slice(rest), true);
+}
+
+fn request_of(text: &str) -> pb::AnalyzeRequest {
+    request("raw", text)
+}
+
 /// Sends one raw gRPC call and returns the HTTP status and `grpc-status`.
 async fn raw_call(
     addr: std::net::SocketAddr,

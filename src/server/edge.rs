@@ -115,12 +115,37 @@ fn rpc_of(path: &str) -> &'static str {
 pub struct Edge<S> {
     inner: S,
     metrics: Arc<Metrics>,
+    /// The server's `request_timeout_secs`, which tonic applies too.
+    request_timeout: Option<Duration>,
 }
 
 impl<S> Edge<S> {
-    pub fn new(inner: S, metrics: Arc<Metrics>) -> Self {
-        Edge { inner, metrics }
+    pub fn new(inner: S, metrics: Arc<Metrics>, request_timeout: Option<Duration>) -> Self {
+        Edge {
+            inner,
+            metrics,
+            request_timeout,
+        }
     }
+}
+
+/// When the answer's headers are due: the sooner of the caller's
+/// `grpc-timeout` and the server's request timeout, from `arrived`, less a
+/// millisecond. tonic runs the same timer around this service and answers
+/// CANCELLED ("Timeout expired") when it fires; firing first, this one
+/// answers DEADLINE_EXCEEDED, also while the request body is still being
+/// read, before any handler runs.
+pub fn headers_due(
+    arrived: Instant,
+    caller: Option<Duration>,
+    server: Option<Duration>,
+) -> Option<Instant> {
+    let timeout = match (caller, server) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b)?,
+    };
+    let due = arrived.checked_add(timeout)?;
+    Some(due.checked_sub(Duration::from_millis(1)).unwrap_or(due))
 }
 
 impl<S: NamedService> NamedService for Edge<S> {
@@ -154,8 +179,10 @@ where
             *response.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
             return Box::pin(async move { Ok(response) });
         }
+        let mut caller_timeout = None;
         if let Some(value) = request.headers().get("grpc-timeout") {
-            if grpc_timeout(value.as_bytes()).is_none() {
+            caller_timeout = grpc_timeout(value.as_bytes());
+            if caller_timeout.is_none() {
                 let status = Status::invalid_argument(format!(
                     "malformed grpc-timeout {:?}: it must be 1 to 8 digits and a unit (H, M, S, m, u, n)",
                     String::from_utf8_lossy(value.as_bytes())
@@ -164,9 +191,29 @@ where
                 return Box::pin(async move { Ok(status.into_http()) });
             }
         }
+        let arrived = request
+            .extensions()
+            .get::<Arrived>()
+            .map_or_else(Instant::now, |a| a.0);
+        let due = headers_due(arrived, caller_timeout, self.request_timeout);
         let response = self.inner.call(request);
         Box::pin(async move {
-            let mut response = response.await?;
+            let response = match due {
+                None => response.await,
+                Some(due) => match tokio::time::timeout_at(due.into(), response).await {
+                    Ok(response) => response,
+                    Err(_) => {
+                        let status = Status::deadline_exceeded(
+                            "the deadline passed before the call could start its answer",
+                        );
+                        if !counted.0.load(Ordering::Relaxed) {
+                            metrics.call_refused(rpc, code_name(status.code()));
+                        }
+                        return Ok(status.into_http());
+                    }
+                },
+            };
+            let mut response = response?;
             let headers = response.headers_mut();
             // A trailers-only response: the call failed before any message.
             if let Some(status) = Status::from_header_map(headers) {

@@ -205,20 +205,11 @@ fn deadline_of<T>(req: &Request<T>, server_timeout: Option<Duration>) -> Option<
         .metadata()
         .get("grpc-timeout")
         .and_then(|v| edge::grpc_timeout(v.as_bytes()));
-    let timeout = match (caller, server_timeout) {
-        (Some(a), Some(b)) => a.min(b),
-        (a, b) => a.or(b)?,
-    };
     let arrived = req
         .extensions()
         .get::<edge::Arrived>()
         .map_or_else(Instant::now, |a| a.0);
-    let deadline = arrived.checked_add(timeout)?;
-    Some(
-        deadline
-            .checked_sub(Duration::from_millis(1))
-            .unwrap_or(deadline),
-    )
+    edge::headers_due(arrived, caller, server_timeout)
 }
 
 #[tonic::async_trait]
@@ -567,6 +558,7 @@ where
         .add_service(edge::Edge::new(
             tonic::service::interceptor::InterceptedService::new(analyzer, auth),
             metrics.clone(),
+            Limits::secs(limits.request_timeout_secs),
         ))
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = stop_rx.await;
