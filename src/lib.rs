@@ -16,8 +16,8 @@
 //! - [`backend`]: the models behind those traits (the native spaCy runtime).
 //! - [`spacy`]: a native Rust runtime for spaCy v3 pipelines.
 //! - [`stance`]: the stance engines: the explainable lexicon engine and
-//!   [`stance::learned`], a MiniLM sentence model trained on NewsMTSC (run
-//!   by candle) aggregated over the article.
+//!   [`stance::learned`], a MiniLM sentence model trained on NewsMTSC (its
+//!   own BERT forward pass on gemm's kernels) aggregated over the article.
 //! - [`text`]: byte and code-point offsets.
 //! - [`accept`]: the accept loop of every port (descriptor exhaustion,
 //!   connection limits, handshake timeouts).

@@ -1,22 +1,23 @@
 //! The learned model's sentence encoder: all-MiniLM-L6-v2 (BERT) with the
-//! trained adapter merged in, run by candle on the CPU, and its head.
+//! trained adapter merged in, run natively on the CPU ([`super::bert`]),
+//! and its head.
 //!
 //! It knows sentences and character ranges in them, nothing of targets,
 //! articles or stance decisions: [`SentenceEncoder::classify`] takes
-//! sentences with the mention ranges to read off each, runs one encoder
-//! pass per sentence (batched), and returns three logits per mention
+//! sentences with the mention ranges to read off each, encodes each
+//! sentence once (packed with others into passes, see [`super::bert`]), and
+//! returns three logits per mention
 //! (negative, neutral, positive), exactly as `training/stance/common.py`
 //! computes them.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_core::{Device, Tensor};
 use tokenizers::Tokenizer;
 
 use super::adapter::{Adapter, AdapterError};
+use super::bert::{Bert, BertConfig};
 
 /// One sentence and the byte ranges (within it) of the mentions to classify.
 #[derive(Debug, Clone)]
@@ -32,8 +33,9 @@ pub struct EncoderLimits {
     /// Word pieces per encoder row, `[CLS]` and `[SEP]` included. A longer
     /// sentence is read through windows of this size around its mentions.
     pub max_pieces: usize,
-    /// Rows per forward pass.
-    pub batch_rows: usize,
+    /// Word pieces per forward pass: rows are packed whole, one after the
+    /// other, until the next would pass this (a longer row goes alone).
+    pub batch_pieces: usize,
     /// Windows read from one sentence longer than `max_pieces`; mentions
     /// past them get no probabilities.
     pub max_windows: usize,
@@ -43,7 +45,7 @@ impl Default for EncoderLimits {
     fn default() -> Self {
         EncoderLimits {
             max_pieces: 256,
-            batch_rows: 16,
+            batch_pieces: 1024,
             max_windows: 4,
         }
     }
@@ -51,16 +53,14 @@ impl Default for EncoderLimits {
 
 /// The base encoder with the adapter merged into it, plus the head.
 pub struct SentenceEncoder {
-    bert: BertModel,
+    bert: Bert,
     tokenizer: Tokenizer,
     /// `head[label][feature]`, 3 × (3 × hidden).
     head: Vec<Vec<f32>>,
     head_bias: Vec<f32>,
-    hidden: usize,
     cls: u32,
     sep: u32,
     limits: EncoderLimits,
-    device: Device,
 }
 
 /// One encoder row: word pieces and, per mention, the pieces it covers.
@@ -82,23 +82,16 @@ impl SentenceEncoder {
         let config_path = base.join("config.json");
         let config_text =
             std::fs::read_to_string(&config_path).map_err(|e| AdapterError::io(&config_path, e))?;
-        let config: Config = serde_json::from_str(&config_text)
+        let config: BertConfig = serde_json::from_str(&config_text)
             .map_err(|e| AdapterError::invalid(&config_path, format!("not a BERT config: {e}")))?;
         let weights = base.join("model.safetensors");
         let mut tensors: HashMap<String, Tensor> =
             candle_core::safetensors::load(&weights, &device)
                 .map_err(|e| AdapterError::invalid(&weights, e.to_string()))?;
         adapter.merge_into(&mut tensors)?;
-        let hidden = tensors
-            .get("embeddings.word_embeddings.weight")
-            .and_then(|t| t.dims().get(1).copied())
-            .ok_or_else(|| {
-                AdapterError::invalid(&weights, "no embeddings.word_embeddings.weight")
-            })?;
-        let (head, head_bias) = adapter.head(hidden)?;
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-        let bert = BertModel::load(vb, &config)
+        let bert = Bert::load(&config, tensors)
             .map_err(|e| AdapterError::invalid(&weights, format!("cannot build BERT: {e}")))?;
+        let (head, head_bias) = adapter.head(bert.hidden())?;
 
         let tok_path = base.join("tokenizer.json");
         let mut tokenizer = Tokenizer::from_file(&tok_path)
@@ -114,8 +107,8 @@ impl SentenceEncoder {
         };
         let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
         let limits = EncoderLimits {
-            max_pieces: limits.max_pieces.clamp(8, config.max_position_embeddings),
-            batch_rows: limits.batch_rows.max(1),
+            max_pieces: limits.max_pieces.clamp(8, bert.max_positions()),
+            batch_pieces: limits.batch_pieces.max(1),
             max_windows: limits.max_windows.max(1),
         };
         Ok(SentenceEncoder {
@@ -123,11 +116,9 @@ impl SentenceEncoder {
             tokenizer,
             head,
             head_bias,
-            hidden,
             cls,
             sep,
             limits,
-            device,
         })
     }
 
@@ -146,22 +137,16 @@ impl SentenceEncoder {
         for (si, sentence) in sentences.iter().enumerate() {
             self.rows_for(si, sentence, &mut rows)?;
         }
-        // Similar lengths together: less padding per pass.
-        rows.sort_by_key(|r| r.ids.len());
+        let threads = candle_core::utils::get_num_threads();
         let mut start = 0;
         while start < rows.len() {
-            // Rows are sorted by length: a batch ends at `batch_rows` rows or
-            // where a row is over a quarter longer than the batch's first,
-            // so that padding stays under a quarter of the work.
-            let first = rows[start].ids.len();
             let mut end = start + 1;
-            while end < rows.len()
-                && end - start < self.limits.batch_rows
-                && rows[end].ids.len() * 4 <= first * 5 + 32
-            {
+            let mut pieces = rows[start].ids.len();
+            while end < rows.len() && pieces + rows[end].ids.len() <= self.limits.batch_pieces {
+                pieces += rows[end].ids.len();
                 end += 1;
             }
-            for (si, mi, logits) in self.forward(&rows[start..end]).map_err(|e| e.to_string())? {
+            for (si, mi, logits) in self.forward(&rows[start..end], threads)? {
                 out[si][mi] = Some(logits);
             }
             start = end;
@@ -259,29 +244,25 @@ impl SentenceEncoder {
         Ok(())
     }
 
-    fn forward(&self, batch: &[Row]) -> candle_core::Result<Vec<(usize, usize, [f32; 3])>> {
-        let width = batch.iter().map(|r| r.ids.len()).max().unwrap_or(0);
-        let mut ids = vec![0u32; batch.len() * width];
-        let mut mask = vec![0u32; batch.len() * width];
-        for (r, row) in batch.iter().enumerate() {
-            ids[r * width..r * width + row.ids.len()].copy_from_slice(&row.ids);
-            mask[r * width..r * width + row.ids.len()].fill(1);
-        }
-        let shape = (batch.len(), width);
-        let input_ids = Tensor::from_vec(ids, shape, &self.device)?;
-        let attention = Tensor::from_vec(mask, shape, &self.device)?;
-        let types = input_ids.zeros_like()?;
-        let h = self.bert.forward(&input_ids, &types, Some(&attention))?;
-        let h: Vec<Vec<Vec<f32>>> = h.to_vec3()?;
-        let d = self.hidden;
+    fn forward(
+        &self,
+        batch: &[Row],
+        threads: usize,
+    ) -> Result<Vec<(usize, usize, [f32; 3])>, String> {
+        let ids: Vec<&[u32]> = batch.iter().map(|r| r.ids.as_slice()).collect();
+        let states = self.bert.forward(&ids, threads)?;
+        let d = self.bert.hidden();
         let mut out = Vec::new();
-        for (row, states) in batch.iter().zip(&h) {
+        let mut start = 0;
+        for row in batch {
             let n = row.ids.len();
-            let sentence = mean(states[..n].iter(), d);
+            let piece = |p: usize| &states[(start + p) * d..(start + p + 1) * d];
+            let sentence = mean((0..n).map(piece), d);
             for (si, mi, pieces) in &row.mentions {
-                let target = mean(pieces.iter().map(|&p| &states[p]), d);
+                let target = mean(pieces.iter().map(|&p| piece(p)), d);
                 out.push((*si, *mi, self.head_logits(&target, &sentence)));
             }
+            start += n;
         }
         Ok(out)
     }
@@ -290,7 +271,7 @@ impl SentenceEncoder {
     fn head_logits(&self, t: &[f32], s: &[f32]) -> [f32; 3] {
         let mut logits = [0f32; 3];
         for (k, w) in self.head.iter().enumerate() {
-            let d = self.hidden;
+            let d = self.bert.hidden();
             let mut acc = self.head_bias[k];
             for i in 0..d {
                 acc += w[i] * t[i] + w[d + i] * s[i] + w[2 * d + i] * t[i] * s[i];
@@ -301,7 +282,7 @@ impl SentenceEncoder {
     }
 }
 
-fn mean<'a>(rows: impl Iterator<Item = &'a Vec<f32>>, d: usize) -> Vec<f32> {
+fn mean<'a>(rows: impl Iterator<Item = &'a [f32]>, d: usize) -> Vec<f32> {
     let mut acc = vec![0f32; d];
     let mut n = 0usize;
     for row in rows {

@@ -20,7 +20,9 @@
 //! model's probabilities and its share of `c`.
 
 mod adapter;
+mod bert;
 pub mod encoder;
+mod simd;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
@@ -421,7 +423,7 @@ impl StanceClassifier for LearnedStance {
             task: "stance".into(),
             name: self.manifest.name.clone(),
             version: self.manifest.version.clone(),
-            backend: "candle".into(),
+            backend: "native".into(),
             labels: vec!["FAVOR".into(), "AGAINST".into(), "NEUTRAL".into()],
             components,
             sha256: Some(self.manifest.adapter_sha256.clone()),
