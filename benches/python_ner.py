@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Python spaCy throughput on the golden corpus texts (the baseline for
-benches/ner_throughput.rs). Single-threaded: run with OMP_NUM_THREADS=1 and
+crates/spacy-native/benches/ner_throughput.rs). Single-threaded: run with OMP_NUM_THREADS=1 and
 friends (scripts/bench-ner sets them).
 
 Usage: python_ner.py MODEL_DIR GOLDEN_DIR [SECONDS]

@@ -14,7 +14,8 @@
 //!   and [`pipeline::StanceClassifier`] traits, mention grouping, target
 //!   selection, and the events an analysis produces.
 //! - [`backend`]: the models behind those traits (the native spaCy runtime).
-//! - [`spacy`]: a native Rust runtime for spaCy v3 pipelines.
+//! - [`spacy`]: the native Rust runtime for spaCy v3 pipelines, its own
+//!   crate (`crates/spacy-native`), re-exported here.
 //! - [`stance`]: the stance engines: the explainable lexicon engine and
 //!   [`stance::learned`], a MiniLM sentence model trained on NewsMTSC (its
 //!   own BERT forward pass on gemm's kernels) aggregated over the article.
@@ -34,7 +35,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod proto;
 pub mod server;
-pub mod spacy;
+pub use spacy_native as spacy;
 pub mod stance;
 pub mod telemetry;
 pub mod text;

@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use article_analyzer::spacy::ner::{load_actions, Action, Ner};
-use article_analyzer::spacy::thinc::ThincModel;
+use spacy_native::ner::{load_actions, Action, Ner};
+use spacy_native::thinc::ThincModel;
 use libfuzzer_sys::fuzz_target;
 
 fn actions() -> &'static Vec<Action> {

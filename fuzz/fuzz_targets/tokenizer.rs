@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use article_analyzer::spacy::tokenizer::Tokenizer;
+use spacy_native::tokenizer::Tokenizer;
 use libfuzzer_sys::fuzz_target;
 
 fn tokenizer() -> &'static Tokenizer {

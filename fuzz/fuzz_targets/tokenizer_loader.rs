@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use article_analyzer::spacy::tokenizer::Tokenizer;
+use spacy_native::tokenizer::Tokenizer;
 use libfuzzer_sys::fuzz_target;
 
 fn path() -> &'static PathBuf {

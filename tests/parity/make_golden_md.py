@@ -12,7 +12,7 @@ set, else models/en_core_web_md-3.8.0 under the repository root (created by
 For each text of SUBSET (tests/parity/corpus/<name>.txt) it writes
 tests/parity/golden_md/<name>.json with the schema of make_golden.py (which
 it reuses): tokens and attrs, NER-only entities and the full pipeline's
-sentences, tags, POS, deps, heads, lemmas and entities. tests/parity_md.rs
+sentences, tags, POS, deps, heads, lemmas and entities. crates/spacy-native/tests/parity_md.rs
 checks them.
 """
 

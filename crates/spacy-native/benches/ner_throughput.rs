@@ -24,14 +24,14 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use article_analyzer::spacy::language::{Components, Language};
+use spacy_native::language::{Components, Language};
 
 fn env_path(var: &str, default: PathBuf) -> PathBuf {
     std::env::var_os(var).map(PathBuf::from).unwrap_or(default)
 }
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
     let model =
         env_path("ARTICLE_ANALYZER_MODELS", root.join("models")).join("en_core_web_sm-3.8.0");
     let golden = env_path("ARTICLE_ANALYZER_GOLDEN", root.join("tests/parity/golden"));

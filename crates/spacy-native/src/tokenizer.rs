@@ -616,28 +616,26 @@ mod tests {
     use std::path::PathBuf;
     use std::sync::OnceLock;
 
-    fn model_tokenizer() -> Option<&'static Tokenizer> {
-        static TOK: OnceLock<Option<Tokenizer>> = OnceLock::new();
+    /// The sm model's tokenizer, from `ARTICLE_ANALYZER_MODELS` or the
+    /// repository's `models/`. Fails (never skips) when it is missing.
+    fn model_tokenizer() -> &'static Tokenizer {
+        static TOK: OnceLock<Tokenizer> = OnceLock::new();
         TOK.get_or_init(|| {
             let models = std::env::var_os("ARTICLE_ANALYZER_MODELS")
                 .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"));
+                .unwrap_or_else(|| {
+                    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join("models")
+                });
             let path = models.join("en_core_web_sm-3.8.0").join("tokenizer");
-            if !path.exists() {
-                eprintln!(
-                    "skipping: {} is missing (run scripts/fetch-models)",
-                    path.display()
-                );
-                return None;
-            }
-            Some(Tokenizer::load(&path).expect("the tokenizer file loads"))
+            Tokenizer::load(&path).unwrap_or_else(|e| {
+                panic!("{}: {e} (run scripts/fetch-models first)", path.display())
+            })
         })
-        .as_ref()
     }
 
     /// `(texts joined by '|', trailing-space flags as 0/1)`.
     fn tok(text: &str) -> (String, String) {
-        let tokenizer = model_tokenizer().expect("model present");
+        let tokenizer = model_tokenizer();
         let tokens = tokenizer.tokenize(text);
         let texts: Vec<&str> = tokens.iter().map(|t| t.text(text)).collect();
         let flags: String = tokens
@@ -649,9 +647,6 @@ mod tests {
 
     #[test]
     fn notes_table_section_7() {
-        if model_tokenizer().is_none() {
-            return;
-        }
         let cases = [
             (
                 "Let's go to N.Y.C. (today)!!",
@@ -694,9 +689,7 @@ mod tests {
 
     #[test]
     fn special_case_norms() {
-        let Some(tokenizer) = model_tokenizer() else {
-            return;
-        };
+        let tokenizer = model_tokenizer();
         let text = "I can't. She’s gonna go";
         let tokens = tokenizer.tokenize(text);
         let norms: Vec<(&str, Option<&str>)> = tokens
@@ -721,9 +714,7 @@ mod tests {
 
     #[test]
     fn edge_inputs_do_not_panic() {
-        let Some(tokenizer) = model_tokenizer() else {
-            return;
-        };
+        let tokenizer = model_tokenizer();
         for text in [
             "",
             " ",

@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use article_analyzer::spacy::tokenizer::Tokenizer;
-use article_analyzer::spacy::vocab::Vocab;
-use article_analyzer::spacy::Token;
 use golden::SM;
 use proptest::prelude::*;
 use serde::Deserialize;
+use spacy_native::tokenizer::Tokenizer;
+use spacy_native::vocab::Vocab;
+use spacy_native::Token;
 
 fn tokenizer() -> &'static Tokenizer {
     static TOKENIZER: OnceLock<Tokenizer> = OnceLock::new();
@@ -28,7 +28,7 @@ fn tokenizer() -> &'static Tokenizer {
 }
 
 fn parity_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parity")
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join("tests/parity")
 }
 
 /// The part of a golden file this test reads.

@@ -19,12 +19,12 @@ mod golden;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use article_analyzer::spacy::language::Language;
-use article_analyzer::spacy::ner::NerInput;
-use article_analyzer::spacy::unicode::py_str_isspace;
-use article_analyzer::spacy::Token;
 use golden::{golden_ents, golden_spans, golden_tokens, read_json, Span, GOLDEN, SM};
 use serde_json::Value;
+use spacy_native::language::Language;
+use spacy_native::ner::NerInput;
+use spacy_native::unicode::py_str_isspace;
+use spacy_native::Token;
 
 fn language() -> &'static Language {
     static LANG: OnceLock<Language> = OnceLock::new();
@@ -197,7 +197,7 @@ fn step_scores_match_python() {
         .map(|n| dir.join(n))
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
                 .join(GOLDEN.subdir)
                 .join("ner_scores-china-russia-friendship.json")
         });

@@ -17,13 +17,13 @@ mod golden;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use article_analyzer::spacy::language::{Components, Doc, Language};
-use article_analyzer::spacy::ner::NerInput;
-use article_analyzer::spacy::unicode::py_str_isspace;
 use golden::{
     doc_ents, golden_batch, golden_ents, golden_sents, golden_tokens, strs, usizes, GOLDEN_MD, MD,
 };
 use serde_json::Value;
+use spacy_native::language::{Components, Doc, Language};
+use spacy_native::ner::NerInput;
+use spacy_native::unicode::py_str_isspace;
 
 fn load(components: Components) -> Language {
     let t = Instant::now();

@@ -14,11 +14,11 @@ mod golden;
 
 use std::sync::OnceLock;
 
-use article_analyzer::spacy::language::{Components, Doc, Language};
 use golden::{
     doc_ents, golden_batch, golden_ents, golden_sents, read_json, strs, usizes, GOLDEN, SM,
 };
 use serde_json::Value;
+use spacy_native::language::{Components, Doc, Language};
 
 fn language() -> &'static Language {
     static LANG: OnceLock<Language> = OnceLock::new();

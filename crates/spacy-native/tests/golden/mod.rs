@@ -8,9 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
-use article_analyzer::spacy::language::{Doc, Language};
-use article_analyzer::spacy::Token;
 use serde_json::Value;
+use spacy_native::language::{Doc, Language};
+use spacy_native::Token;
 
 /// A spaCy package under the models directory, and how to fetch it.
 pub struct Model {
@@ -52,7 +52,9 @@ impl Model {
         let name = self.name;
         let dir = std::env::var_os("ARTICLE_ANALYZER_MODELS")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"))
+            .unwrap_or_else(|| {
+                PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join("models")
+            })
             .join(name);
         assert!(
             dir.join("config.cfg").is_file() && dir.join("tokenizer").is_file(),
@@ -95,7 +97,9 @@ impl Corpus {
     pub fn dir(&self) -> PathBuf {
         std::env::var_os(self.env)
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(self.subdir))
+            .unwrap_or_else(|| {
+                PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join(self.subdir)
+            })
     }
 
     /// The golden files (`*.json`, not the `ner_scores-*` step dumps),

@@ -377,8 +377,8 @@ mod tests {
 
     // ---- Test vectors of the runtime notes (§4, §6), on the real model ----
 
-    use crate::spacy::doc::Token;
-    use crate::spacy::vocab::Vocab;
+    use crate::doc::Token;
+    use crate::vocab::Vocab;
     use std::path::PathBuf;
     use std::sync::OnceLock;
 
@@ -387,7 +387,9 @@ mod tests {
     fn model_dir() -> PathBuf {
         let dir = std::env::var_os("ARTICLE_ANALYZER_MODELS")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"))
+            .unwrap_or_else(|| {
+                PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join("models")
+            })
             .join("en_core_web_sm-3.8.0");
         assert!(
             dir.join("ner").join("model").is_file(),
@@ -434,7 +436,7 @@ mod tests {
         let rows = vocab.feature_rows(text, &toks);
         let is_space: Vec<bool> = toks
             .iter()
-            .map(|t| crate::spacy::unicode::py_str_isspace(t.text(text)))
+            .map(|t| crate::unicode::py_str_isspace(t.text(text)))
             .collect();
         let input = NerInput {
             rows: &rows,
