@@ -7,7 +7,20 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::{Args, FromArgMatches, ValueEnum};
+
+/// The settings a flag struct takes when no flag is given, whatever the
+/// environment says. A default is written once, in its `#[arg(default_value…)]`;
+/// `Default` reads it from there, so the CLI and library users cannot drift
+/// apart.
+fn flag_defaults<T: Args + FromArgMatches>() -> T {
+    let command = T::augment_args(clap::Command::new("defaults").no_binary_name(true))
+        .mut_args(|arg| arg.env(None::<&'static str>));
+    let matches = command
+        .try_get_matches_from(std::iter::empty::<String>())
+        .expect("every setting of a struct with Default has a default value");
+    T::from_arg_matches(&matches).expect("the default values parse")
+}
 
 /// Name of the default model directory inside the models directory.
 pub const DEFAULT_MODEL: &str = "en_core_web_sm-3.8.0";
@@ -42,14 +55,7 @@ pub struct ModelConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig {
-            models_dir: None,
-            model: DEFAULT_MODEL.into(),
-            components: ComponentSet::default(),
-            stance: StanceEngine::default(),
-            stance_max_sentences: DEFAULT_STANCE_MAX_SENTENCES,
-            transformers: TransformerConfig::default(),
-        }
+        flag_defaults()
     }
 }
 
@@ -190,19 +196,7 @@ pub const DEFAULT_NEUTRAL_TEMPLATE: &str = "The author is neutral about {target}
 
 impl Default for TransformerConfig {
     fn default() -> Self {
-        TransformerConfig {
-            ner_model: None,
-            aggregation: Aggregation::First,
-            window_tokens: 0,
-            window_overlap: 64,
-            nli_model: None,
-            favor_template: DEFAULT_FAVOR_TEMPLATE.into(),
-            against_template: DEFAULT_AGAINST_TEMPLATE.into(),
-            neutral_template: DEFAULT_NEUTRAL_TEMPLATE.into(),
-            max_sentences: 8,
-            batch_size: 16,
-            torch_threads: 0,
-        }
+        flag_defaults()
     }
 }
 
@@ -409,25 +403,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            workers: 0,
-            queue: 64,
-            max_text_chars: 1_000_000,
-            max_message_bytes: 8 * 1024 * 1024,
-            stream_concurrency: 4,
-            event_buffer: 32,
-            stall_timeout_secs: 30,
-            max_connections: 10_000,
-            handshake_timeout_secs: 10,
-            batch_max_tokens: 0,
-            batch_max_wait_ms: 0,
-            window_chars: 50_000,
-            max_concurrent_streams: 100,
-            http2_keepalive_interval_secs: 60,
-            http2_keepalive_timeout_secs: 20,
-            tcp_keepalive_secs: 60,
-            request_timeout_secs: 120,
-        }
+        flag_defaults()
     }
 }
 
@@ -485,4 +461,28 @@ pub struct LogConfig {
         global = true
     )]
     pub otel_service_name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_flags_defaults_and_ignore_the_environment() {
+        // No other test reads this variable.
+        std::env::set_var("ARTICLE_ANALYZER_NLI_BATCH_SIZE", "3");
+        let parsed = <TransformerConfig as FromArgMatches>::from_arg_matches(
+            &TransformerConfig::augment_args(clap::Command::new("t").no_binary_name(true))
+                .get_matches_from(["--nli-batch-size", "5"]),
+        )
+        .unwrap();
+        assert_eq!(parsed.batch_size, 5);
+        assert_ne!(TransformerConfig::default().batch_size, 3);
+        std::env::remove_var("ARTICLE_ANALYZER_NLI_BATCH_SIZE");
+        let limits = Limits::default();
+        assert!(limits.queue > 0 && limits.max_text_chars > 0 && limits.event_buffer > 0);
+        let models = ModelConfig::default();
+        assert_eq!(models.model, DEFAULT_MODEL);
+        assert_eq!(models.stance_max_sentences, DEFAULT_STANCE_MAX_SENTENCES);
+    }
 }

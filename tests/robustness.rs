@@ -16,6 +16,7 @@ use article_analyzer::proto::analyze_event::Event;
 use bytes::Bytes;
 use prost::Message;
 use tokio::net::TcpStream;
+use tonic::transport::Channel;
 use tonic::Code;
 
 use common::request;
@@ -80,6 +81,19 @@ impl Process {
     fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }
+
+    /// Waits until the server is SERVING, then opens one client connection.
+    async fn connect(&self) -> pb::article_analyzer_client::ArticleAnalyzerClient<Channel> {
+        wait_healthy(&self.addr, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        pb::article_analyzer_client::ArticleAnalyzerClient::new(channel)
+    }
 }
 
 impl Drop for Process {
@@ -122,16 +136,8 @@ async fn idle_connections_past_the_descriptor_limit_do_not_end_the_server() {
     // The test process needs more descriptors than the server gets.
     let _ = rlimit::increase_nofile_limit(4096);
     let mut server = Process::start(256, &["--handshake-timeout-secs", "2"]);
-    wait_healthy(&server.addr, Duration::from_secs(60))
-        .await
-        .unwrap();
     // A connection opened before the flood keeps being served through it.
-    let kept = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut kept = pb::article_analyzer_client::ArticleAnalyzerClient::new(kept);
+    let mut kept = server.connect().await;
 
     // Four times the server's descriptor limit, none saying anything.
     let mut idle = Vec::new();
@@ -163,15 +169,7 @@ async fn a_connection_limit_sheds_new_connections_and_keeps_the_open_ones() {
         1024,
         &["--max-connections", "3", "--handshake-timeout-secs", "0"],
     );
-    wait_healthy(&server.addr, Duration::from_secs(60))
-        .await
-        .unwrap();
-    let kept = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut kept = pb::article_analyzer_client::ArticleAnalyzerClient::new(kept);
+    let mut kept = server.connect().await;
     let mut idle = Vec::new();
     for _ in 0..10 {
         idle.push(TcpStream::connect(&server.addr).await.unwrap());

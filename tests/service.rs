@@ -503,7 +503,9 @@ async fn a_full_queue_fails_fast_with_resource_exhausted() {
     let mut client = server.client().await;
     let text = common::long_article();
     let held = client.analyze(request("slow-reader", &text)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    server
+        .until_metric("article_analyzer_workers_busy", 1.0)
+        .await;
     let err = client
         .analyze_document(request("second", "Hi Bob."))
         .await
@@ -622,7 +624,10 @@ async fn a_huge_article_does_not_starve_a_short_one() {
         .unwrap();
         (std::time::Instant::now(), events)
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The huge article is on the worker before the short one arrives.
+    server
+        .until_metric("article_analyzer_workers_busy", 1.0)
+        .await;
     let small = server
         .client()
         .await

@@ -68,7 +68,7 @@ impl SpacyRecognizer {
 
 fn token_infos(text: &str, doc: &Doc, map: &OffsetMap, range: Range<usize>) -> Vec<TokenInfo> {
     let get = |v: &Option<Vec<std::sync::Arc<str>>>, i: usize| {
-        v.as_ref().and_then(|v| v.get(i)).map(|s| s.to_string())
+        v.as_ref().and_then(|v| v.get(i)).cloned()
     };
     range
         .map(|i| {

@@ -1,5 +1,6 @@
 //! The values that flow through the pipeline.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -45,17 +46,19 @@ pub struct TokenInfo {
     pub span: TextSpan,
     /// Whether one space follows it.
     pub whitespace: bool,
+    // The labels below are shared with the model's output (`Arc<str>`): a
+    // token costs no allocation for them.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tag: Option<String>,
+    pub tag: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub pos: Option<String>,
+    pub pos: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub dep: Option<String>,
+    pub dep: Option<Arc<str>>,
     /// Index (in the document) of the syntactic head; a root is its own head.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub head: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub lemma: Option<String>,
+    pub lemma: Option<Arc<str>>,
 }
 
 /// One sentence and the entity mentions inside it.

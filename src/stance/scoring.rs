@@ -127,9 +127,10 @@ pub(super) fn gap(a: &WordRange, b: &WordRange) -> usize {
 
 /// Maps a byte range of the sentence to the tokens it overlaps.
 fn tokens_in(tokens: &[Token], start: usize, end: usize) -> Option<(usize, usize)> {
-    let first = tokens.iter().position(|t| t.end > start)?;
-    let last = tokens.iter().rposition(|t| t.start < end)?;
-    (first <= last).then_some((first, last + 1))
+    // Tokens are in text order and do not overlap: two binary searches.
+    let first = tokens.partition_point(|t| t.end <= start);
+    let past = tokens.partition_point(|t| t.start < end);
+    (first < past).then_some((first, past))
 }
 
 /// The sentence's text and, if its offsets can be trusted (they slice the

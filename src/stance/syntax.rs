@@ -107,14 +107,19 @@ impl Parse {
             dep.push(d.to_ascii_lowercase());
             text.push(t.text.to_lowercase());
         }
+        // spaCy's tokens are in text order and do not overlap: the first one
+        // an engine token overlaps is the first that ends after its start,
+        // if that one begins before its end (a binary search, not a scan).
+        let spacy = &sentence.tokens;
         let map = tokens
             .iter()
             .map(|t| {
                 let (s, e) = (t.start + offset, t.end + offset);
-                sentence
-                    .tokens
-                    .iter()
-                    .position(|st| st.span.start_byte < e && s < st.span.end_byte)
+                let first = spacy.partition_point(|st| st.span.end_byte <= s);
+                spacy
+                    .get(first)
+                    .filter(|st| st.span.start_byte < e)
+                    .map(|_| first)
             })
             .collect();
         Some(Parse {

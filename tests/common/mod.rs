@@ -74,6 +74,9 @@ pub fn long_article() -> String {
 /// A server running on 127.0.0.1 with an ephemeral port.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The server's metrics, read in process: tests wait on them instead of
+    /// sleeping.
+    pub metrics: std::sync::Arc<article_analyzer::metrics::Metrics>,
     stop: Option<oneshot::Sender<()>>,
     pub done: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -104,6 +107,22 @@ impl TestServer {
             .expect("GetModels")
             .into_inner()
             .models
+    }
+
+    /// Waits (up to 30 s) until the metric `series` reads `value`.
+    pub async fn until_metric(&self, series: &str, value: f64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let now = article_analyzer::metrics::sample(&self.metrics.render(), series);
+            if now == Some(value) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{series} stayed {now:?}, never {value}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 
     /// Starts the graceful shutdown (as SIGTERM would).
@@ -151,7 +170,7 @@ where
     let (stop, stopped) = oneshot::channel::<()>();
     let options = article_analyzer::server::ServeOptions {
         config: server_config(limits),
-        metrics,
+        metrics: metrics.clone(),
     };
     let done = tokio::spawn(article_analyzer::server::serve(
         listener,
@@ -163,6 +182,7 @@ where
     ));
     TestServer {
         addr,
+        metrics,
         stop: Some(stop),
         done,
     }
