@@ -67,9 +67,8 @@ impl SpacyRecognizer {
 }
 
 fn token_infos(text: &str, doc: &Doc, map: &OffsetMap, range: Range<usize>) -> Vec<TokenInfo> {
-    let get = |v: &Option<Vec<std::sync::Arc<str>>>, i: usize| {
-        v.as_ref().and_then(|v| v.get(i)).cloned()
-    };
+    let get =
+        |v: &Option<Vec<std::sync::Arc<str>>>, i: usize| v.as_ref().and_then(|v| v.get(i)).cloned();
     range
         .map(|i| {
             let t = &doc.tokens[i];

@@ -7,8 +7,6 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use rmpv::Value;
-
 use super::error::ModelError;
 use super::vocab::{py_isalpha, py_lower, string_id};
 
@@ -26,52 +24,31 @@ pub struct Lemmatizer {
     tables: HashMap<u64, PosTables>,
 }
 
-fn strs(v: &Value) -> Result<Vec<String>, String> {
-    v.as_array()
-        .ok_or("expected a list of strings")?
-        .iter()
-        .map(|s| s.as_str().map(str::to_owned).ok_or("expected a string"))
-        .collect::<Result<_, _>>()
-        .map_err(str::to_owned)
+/// The lemmatizer's lookups file: the three tables the rule lemmatizer
+/// reads, each keyed by the string id of a coarse POS. Other tables are
+/// ignored.
+#[derive(serde::Deserialize)]
+struct Lookups {
+    #[serde(default)]
+    lemma_rules: HashMap<u64, Vec<(String, String)>>,
+    #[serde(default)]
+    lemma_exc: HashMap<u64, HashMap<String, Vec<String>>>,
+    #[serde(default)]
+    lemma_index: HashMap<u64, Vec<String>>,
 }
 
 fn parse(bytes: &[u8]) -> Result<Lemmatizer, String> {
-    let v = rmpv::decode::read_value(&mut &bytes[..]).map_err(|e| format!("not msgpack: {e}"))?;
-    let top = v.as_map().ok_or("lookups are not a map")?;
+    let lookups: Lookups =
+        rmp_serde::from_slice(bytes).map_err(|e| format!("not a lemmatizer lookups file: {e}"))?;
     let mut out = Lemmatizer::default();
-    for (name, table) in top {
-        let Some(name) = name.as_str() else { continue };
-        if !matches!(name, "lemma_rules" | "lemma_exc" | "lemma_index") {
-            continue;
-        }
-        let entries = table
-            .as_map()
-            .ok_or_else(|| format!("table {name} is not a map"))?;
-        for (k, v) in entries {
-            let key = k
-                .as_u64()
-                .ok_or_else(|| format!("table {name}: key {k} is not an integer"))?;
-            let t = out.tables.entry(key).or_default();
-            match name {
-                "lemma_index" => t.index = strs(v)?.into_iter().collect(),
-                "lemma_exc" => {
-                    let m = v.as_map().ok_or("lemma_exc entry is not a map")?;
-                    for (w, forms) in m {
-                        let w = w.as_str().ok_or("lemma_exc key is not a string")?;
-                        t.exc.insert(w.to_owned(), strs(forms)?);
-                    }
-                }
-                _ => {
-                    for pair in v.as_array().ok_or("lemma_rules entry is not a list")? {
-                        let p = strs(pair)?;
-                        if p.len() != 2 {
-                            return Err("a lemma rule is not a pair".into());
-                        }
-                        t.rules.push((p[0].clone(), p[1].clone()));
-                    }
-                }
-            }
-        }
+    for (pos, index) in lookups.lemma_index {
+        out.tables.entry(pos).or_default().index = index.into_iter().collect();
+    }
+    for (pos, exc) in lookups.lemma_exc {
+        out.tables.entry(pos).or_default().exc.extend(exc);
+    }
+    for (pos, rules) in lookups.lemma_rules {
+        out.tables.entry(pos).or_default().rules = rules;
     }
     Ok(out)
 }

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rmpv::Value;
+use serde::Deserialize;
 
 use super::error::ModelError;
 
@@ -54,59 +55,71 @@ pub struct ThincModel {
     pub nodes: Vec<Node>,
 }
 
-fn key_str(v: &Value) -> Option<&str> {
-    match v {
-        Value::String(s) => s.as_str(),
-        Value::Binary(b) => std::str::from_utf8(b).ok(),
-        _ => None,
-    }
+/// The file: three lists in step, one entry per node.
+#[derive(Deserialize)]
+struct File<'a> {
+    nodes: Vec<NodeEntry>,
+    attrs: Vec<HashMap<String, Value>>,
+    #[serde(borrow)]
+    params: Vec<HashMap<String, NumpyArray<'a>>>,
 }
 
-fn map_get<'a>(map: &'a [(Value, Value)], key: &str) -> Option<&'a Value> {
-    map.iter()
-        .find(|(k, _)| key_str(k) == Some(key))
-        .map(|(_, v)| v)
+#[derive(Deserialize)]
+struct NodeEntry {
+    name: String,
+    index: Option<usize>,
+    #[serde(default)]
+    dims: HashMap<String, Option<i64>>,
+    /// Unset references are nil.
+    #[serde(default)]
+    refs: HashMap<String, Option<usize>>,
 }
 
-/// Decodes a msgpack-numpy array (`{nd: true, type, kind, shape, data}`).
-fn decode_array(v: &Value) -> Result<Array, String> {
-    let map = v.as_map().ok_or("parameter is not a msgpack-numpy map")?;
-    if map_get(map, "nd").and_then(Value::as_bool) != Some(true) {
-        return Err("parameter map lacks nd=true (not a msgpack-numpy array)".into());
+/// A msgpack-numpy array, its data borrowed from the file's bytes.
+#[derive(Deserialize)]
+struct NumpyArray<'a> {
+    nd: bool,
+    #[serde(rename = "type")]
+    dtype: String,
+    shape: Vec<usize>,
+    #[serde(borrow)]
+    data: &'a [u8],
+}
+
+impl NumpyArray<'_> {
+    fn decode(&self) -> Result<Array, String> {
+        if !self.nd {
+            return Err("parameter map lacks nd=true (not a msgpack-numpy array)".into());
+        }
+        if self.dtype != "<f4" {
+            return Err(format!(
+                "array dtype {:?} is not supported (need <f4)",
+                self.dtype
+            ));
+        }
+        let n = self
+            .shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or("array shape overflows")?;
+        if n.checked_mul(4) != Some(self.data.len()) {
+            return Err(format!(
+                "array of shape {:?} needs {} bytes, has {}",
+                self.shape,
+                n.saturating_mul(4),
+                self.data.len()
+            ));
+        }
+        let data = self
+            .data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok(Array {
+            shape: self.shape.clone(),
+            data,
+        })
     }
-    let dtype = map_get(map, "type")
-        .and_then(key_str)
-        .ok_or("array lacks its dtype")?;
-    if dtype != "<f4" {
-        return Err(format!("array dtype {dtype:?} is not supported (need <f4)"));
-    }
-    let shape = map_get(map, "shape")
-        .and_then(Value::as_array)
-        .ok_or("array lacks its shape")?
-        .iter()
-        .map(|d| d.as_u64().map(|d| d as usize))
-        .collect::<Option<Vec<usize>>>()
-        .ok_or("array shape holds a non-integer")?;
-    let data = match map_get(map, "data") {
-        Some(Value::Binary(b)) => b,
-        _ => return Err("array lacks its binary data".into()),
-    };
-    let n = shape
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or("array shape overflows")?;
-    if data.len() != n * 4 {
-        return Err(format!(
-            "array of shape {shape:?} needs {} bytes, has {}",
-            n * 4,
-            data.len()
-        ));
-    }
-    let data = data
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Ok(Array { shape, data })
 }
 
 impl ThincModel {
@@ -119,91 +132,56 @@ impl ThincModel {
     /// Decodes the bytes of a thinc model file; `path` is used in errors.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<ThincModel, ModelError> {
         let err = |what: String| ModelError::format(path, what);
-        let root = rmpv::decode::read_value(&mut &bytes[..])
-            .map_err(|e| err(format!("not a thinc model (invalid msgpack: {e})")))?;
-        let top = root
-            .as_map()
-            .ok_or_else(|| err("not a thinc model (top level is not a map)".into()))?;
-        let section = |name: &str| -> Result<&Vec<Value>, ModelError> {
-            map_get(top, name)
-                .and_then(Value::as_array)
-                .ok_or_else(|| err(format!("not a thinc model (no `{name}` array)")))
-        };
-        let nodes_v = section("nodes")?;
-        let attrs_v = section("attrs")?;
-        let params_v = section("params")?;
-        if attrs_v.len() != nodes_v.len() || params_v.len() != nodes_v.len() {
+        let file: File =
+            rmp_serde::from_slice(bytes).map_err(|e| err(format!("not a thinc model: {e}")))?;
+        let count = file.nodes.len();
+        if file.attrs.len() != count || file.params.len() != count {
             return Err(err(format!(
-                "{} nodes but {} attrs and {} params entries",
-                nodes_v.len(),
-                attrs_v.len(),
-                params_v.len()
+                "{count} nodes but {} attrs and {} params entries",
+                file.attrs.len(),
+                file.params.len()
             )));
         }
-        let mut nodes = Vec::with_capacity(nodes_v.len());
-        for (i, node_v) in nodes_v.iter().enumerate() {
+        let mut nodes = Vec::with_capacity(count);
+        let entries = file.nodes.into_iter().zip(file.attrs).zip(file.params);
+        for (i, ((entry, attrs), params)) in entries.enumerate() {
             let nerr = |what: String| err(format!("node {i}: {what}"));
-            let m = node_v
-                .as_map()
-                .ok_or_else(|| nerr("node entry is not a map".into()))?;
-            let name = map_get(m, "name")
-                .and_then(key_str)
-                .ok_or_else(|| nerr("node has no name".into()))?
-                .to_owned();
-            let index = map_get(m, "index")
-                .and_then(Value::as_u64)
-                .map(|x| x as usize)
-                .unwrap_or(i);
+            let index = entry.index.unwrap_or(i);
             if index != i {
                 return Err(nerr(format!("node index {index} out of order")));
             }
-            let mut dims = HashMap::new();
-            if let Some(dm) = map_get(m, "dims").and_then(Value::as_map) {
-                for (k, v) in dm {
-                    if let Some(k) = key_str(k) {
-                        dims.insert(k.to_owned(), v.as_i64());
-                    }
-                }
-            }
             let mut refs = HashMap::new();
-            if let Some(rm) = map_get(m, "refs").and_then(Value::as_map) {
-                for (k, v) in rm {
-                    if let (Some(k), Some(v)) = (key_str(k), v.as_u64()) {
-                        if v as usize >= nodes_v.len() {
-                            return Err(nerr(format!("ref {k} points to missing node {v}")));
-                        }
-                        refs.insert(k.to_owned(), v as usize);
-                    }
+            for (k, v) in entry.refs {
+                let Some(v) = v else { continue };
+                if v >= count {
+                    return Err(nerr(format!("ref {k} points to missing node {v}")));
                 }
+                refs.insert(k, v);
             }
-            let mut attrs = HashMap::new();
-            if let Some(am) = attrs_v[i].as_map() {
-                for (k, v) in am {
-                    let Some(k) = key_str(k) else { continue };
-                    let decoded = match v {
-                        Value::Binary(b) => rmpv::decode::read_value(&mut &b[..])
-                            .map_err(|e| nerr(format!("attr {k} is not msgpack: {e}")))?,
-                        other => other.clone(),
-                    };
-                    attrs.insert(k.to_owned(), decoded);
-                }
+            // Attribute values are msgpack bytes of their own.
+            let mut decoded = HashMap::with_capacity(attrs.len());
+            for (k, v) in attrs {
+                let v = match v {
+                    Value::Binary(b) => rmpv::decode::read_value(&mut &b[..])
+                        .map_err(|e| nerr(format!("attr {k} is not msgpack: {e}")))?,
+                    other => other,
+                };
+                decoded.insert(k, v);
             }
-            let mut params = HashMap::new();
-            if let Some(pm) = params_v[i].as_map() {
-                for (k, v) in pm {
-                    let Some(k) = key_str(k) else { continue };
-                    let array =
-                        decode_array(v).map_err(|e| nerr(format!("{name} param {k}: {e}")))?;
-                    params.insert(k.to_owned(), array);
-                }
+            let mut arrays = HashMap::with_capacity(params.len());
+            for (k, v) in params {
+                let array = v
+                    .decode()
+                    .map_err(|e| nerr(format!("{} param {k}: {e}", entry.name)))?;
+                arrays.insert(k, array);
             }
             nodes.push(Node {
                 index,
-                name,
-                dims,
+                name: entry.name,
+                dims: entry.dims,
                 refs,
-                attrs,
-                params,
+                attrs: decoded,
+                params: arrays,
             });
         }
         Ok(ThincModel {

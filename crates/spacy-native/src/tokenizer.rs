@@ -99,51 +99,42 @@ impl Tokenizer {
 
     /// Builds the tokenizer from the bytes of a `tokenizer` file.
     fn from_msgpack(bytes: &[u8]) -> Result<Tokenizer, String> {
-        let value = rmpv::decode::read_value(&mut &bytes[..])
-            .map_err(|e| format!("not valid msgpack: {e}"))?;
-        let map = value.as_map().ok_or("expected a msgpack map")?;
-        let field = |name: &str| -> Option<&Value> {
-            map.iter()
-                .find(|(k, _)| k.as_str() == Some(name))
-                .map(|(_, v)| v)
-        };
-        let pattern = |name: &str| -> Result<Option<String>, String> {
-            match field(name) {
-                None | Some(Value::Nil) => Ok(None),
-                Some(Value::String(s)) => s
-                    .as_str()
-                    .map(|s| Some(s.to_owned()))
-                    .ok_or_else(|| format!("{name} is not valid UTF-8")),
-                Some(other) => Err(format!("{name} is not a string: {other}")),
-            }
-        };
-        let searcher = |name: &str| -> Result<Option<Searcher>, String> {
-            pattern(name)?
-                .map(|p| Searcher::new(&p).map_err(|e| format!("{name}: {e}")))
+        /// The fields of spaCy's `Tokenizer.to_bytes` that tokenizing
+        /// needs; patterns are nil when the pipeline has none.
+        #[derive(serde::Deserialize)]
+        struct File {
+            prefix_search: Option<String>,
+            suffix_search: Option<String>,
+            infix_finditer: Option<String>,
+            token_match: Option<String>,
+            url_match: Option<String>,
+            faster_heuristics: Option<bool>,
+            exceptions: Option<Value>,
+        }
+        let file: File =
+            rmp_serde::from_slice(bytes).map_err(|e| format!("not a spaCy tokenizer file: {e}"))?;
+        let searcher = |name: &str, p: Option<String>| -> Result<Option<Searcher>, String> {
+            p.map(|p| Searcher::new(&p).map_err(|e| format!("{name}: {e}")))
                 .transpose()
         };
-        let anchored = |name: &str| -> Result<Option<AnchoredMatcher>, String> {
-            pattern(name)?
-                .map(|p| AnchoredMatcher::new(&p).map_err(|e| format!("{name}: {e}")))
+        let anchored = |name: &str, p: Option<String>| -> Result<Option<AnchoredMatcher>, String> {
+            p.map(|p| AnchoredMatcher::new(&p).map_err(|e| format!("{name}: {e}")))
                 .transpose()
         };
-        let faster_heuristics = match field("faster_heuristics") {
-            None | Some(Value::Nil) => true,
-            Some(v) => v.as_bool().ok_or("faster_heuristics is not a boolean")?,
-        };
+        let faster_heuristics = file.faster_heuristics.unwrap_or(true);
 
         let mut tokenizer = Tokenizer {
-            prefix: searcher("prefix_search")?,
-            suffix: searcher("suffix_search")?,
-            infix: searcher("infix_finditer")?,
-            token_match: anchored("token_match")?,
-            url_match: anchored("url_match")?,
+            prefix: searcher("prefix_search", file.prefix_search)?,
+            suffix: searcher("suffix_search", file.suffix_search)?,
+            infix: searcher("infix_finditer", file.infix_finditer)?,
+            token_match: anchored("token_match", file.token_match)?,
+            url_match: anchored("url_match", file.url_match)?,
             specials: HashMap::new(),
             max_special_len: 0,
             matcher: SpecialMatcher::default(),
             cache: RwLock::new(HashMap::new()),
         };
-        if let Some(exceptions) = field("exceptions") {
+        if let Some(exceptions) = &file.exceptions {
             tokenizer.specials = parse_exceptions(exceptions)?;
         }
         tokenizer.max_special_len = tokenizer

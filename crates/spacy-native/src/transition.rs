@@ -26,14 +26,15 @@ pub fn load_moves(path: &Path) -> Result<Vec<(u32, String)>, ModelError> {
 
 /// As [`load_moves`], on the bytes of the file.
 pub fn moves_from_bytes(bytes: &[u8]) -> Result<Vec<(u32, String)>, String> {
-    let v = rmpv::decode::read_value(&mut &bytes[..]).map_err(|e| format!("not msgpack: {e}"))?;
-    let json = v
-        .as_map()
-        .and_then(|m| m.iter().find(|(k, _)| k.as_str() == Some("moves")))
-        .and_then(|(_, v)| v.as_str())
-        .ok_or("no `moves` JSON string in the moves file")?;
-    let moves: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(json).map_err(|e| format!("`moves` is not a JSON object: {e}"))?;
+    /// The file: a msgpack map whose `moves` is a JSON string.
+    #[derive(serde::Deserialize)]
+    struct MovesFile {
+        moves: String,
+    }
+    let file: MovesFile = rmp_serde::from_slice(bytes)
+        .map_err(|e| format!("not a moves file (a map with a `moves` JSON string): {e}"))?;
+    let moves: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&file.moves)
+        .map_err(|e| format!("`moves` is not a JSON object: {e}"))?;
     let mut types: Vec<(u32, &serde_json::Map<String, serde_json::Value>)> = Vec::new();
     for (k, v) in &moves {
         let code: u32 = k

@@ -193,29 +193,18 @@ impl Vocab {
     }
 
     fn from_lookups_bytes(bytes: &[u8]) -> Result<Vocab, String> {
-        let value = rmpv::decode::read_value(&mut &bytes[..])
-            .map_err(|e| format!("not valid msgpack: {e}"))?;
-        let top = value
-            .as_map()
-            .ok_or("expected a msgpack map of lookup tables")?;
-        let mut lexeme_norm = HashMap::new();
-        for (name, table) in top {
-            if name.as_str() != Some("lexeme_norm") {
-                continue;
-            }
-            let entries = table.as_map().ok_or("table lexeme_norm is not a map")?;
-            lexeme_norm.reserve(entries.len());
-            for (k, v) in entries {
-                let key = k
-                    .as_u64()
-                    .ok_or_else(|| format!("lexeme_norm key {k} is not an unsigned integer"))?;
-                let norm = v
-                    .as_str()
-                    .ok_or_else(|| format!("lexeme_norm value for key {key} is not a string"))?;
-                lexeme_norm.insert(key, norm.into());
-            }
+        /// The one table of `lookups.bin` the tokenizer features need: orth
+        /// string id to norm. Other tables are ignored.
+        #[derive(serde::Deserialize)]
+        struct Lookups {
+            #[serde(default)]
+            lexeme_norm: HashMap<u64, Box<str>>,
         }
-        Ok(Vocab { lexeme_norm })
+        let lookups: Lookups = rmp_serde::from_slice(bytes)
+            .map_err(|e| format!("not a lookups file (a map of tables): {e}"))?;
+        Ok(Vocab {
+            lexeme_norm: lookups.lexeme_norm,
+        })
     }
 
     /// Number of entries of the `lexeme_norm` table.
