@@ -136,10 +136,13 @@ impl Engine {
                 None => self.worker(deadline, tx).await?,
             };
             let (pipeline, shared, r) = (pipeline.clone(), shared.clone(), range.clone());
+            let metrics = self.metrics.clone();
             let current = Span::current();
             let recognized = tokio::task::spawn_blocking(move || {
                 let _span = current.enter();
                 let _worker = worker;
+                // A window's turn is a busy worker like any other.
+                let _busy = metrics.worker_busy();
                 pipeline
                     .recognize_batch(&[&shared[r]])
                     .pop()
