@@ -7,9 +7,9 @@
 //! - **`grpc-timeout`.** A malformed value (not 1 to 8 digits and one of
 //!   `HMSmun`) is INVALID_ARGUMENT; tonic alone would ignore it and run the
 //!   call without a deadline.
-//! - **Arrival.** The time the call arrived is put in the request's
-//!   extensions ([`Arrived`]), so deadlines count from it and not from the
-//!   end of decoding.
+//! - **Arrival.** The time the call arrived and its parsed `grpc-timeout`
+//!   are put in the request's extensions ([`Arrived`]), so deadlines count
+//!   from it and not from the end of decoding.
 //! - **Undecodable messages** (bad protobuf, text that is not UTF-8) are
 //!   INVALID_ARGUMENT, the caller's error; tonic reports them as INTERNAL.
 //! - **Metrics for calls refused before a handler ran** (authentication,
@@ -34,12 +34,16 @@ use tonic::{Code, Status};
 use super::observe::code_name;
 use crate::metrics::Metrics;
 
-/// When a call reached the analyzer service.
+/// When a call reached the analyzer service, and the caller's
+/// `grpc-timeout` (already checked here).
 #[derive(Debug, Clone, Copy)]
-pub struct Arrived(pub Instant);
+pub struct Arrived {
+    pub at: Instant,
+    pub caller_timeout: Option<Duration>,
+}
 
 /// Parses a `grpc-timeout` value: 1 to 8 ASCII digits and a unit.
-pub fn grpc_timeout(value: &[u8]) -> Option<Duration> {
+fn grpc_timeout(value: &[u8]) -> Option<Duration> {
     let (&unit, digits) = value.split_last()?;
     if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
@@ -168,7 +172,7 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        request.extensions_mut().insert(Arrived(Instant::now()));
+        let arrived = Instant::now();
         let counted = Counted::default();
         request.extensions_mut().insert(counted.clone());
         let rpc = rpc_of(request.uri().path());
@@ -191,10 +195,10 @@ where
                 return Box::pin(async move { Ok(status.into_http()) });
             }
         }
-        let arrived = request
-            .extensions()
-            .get::<Arrived>()
-            .map_or_else(Instant::now, |a| a.0);
+        request.extensions_mut().insert(Arrived {
+            at: arrived,
+            caller_timeout,
+        });
         let due = headers_due(arrived, caller_timeout, self.request_timeout);
         let response = self.inner.call(request);
         Box::pin(async move {

@@ -197,19 +197,16 @@ pub fn validate_request(
 
 /// A call's deadline: the caller's `grpc-timeout` or, for a unary call,
 /// the server's `request_timeout_secs` if that is sooner, counted from when
-/// the call reached the server ([`edge::Arrived`], set before the body is
-/// read), less a millisecond so that our DEADLINE_EXCEEDED reaches the
-/// caller before tonic's own timer answers CANCELLED ("Timeout expired").
+/// the call reached the server ([`edge::Arrived`], set with the parsed
+/// `grpc-timeout` before the body is read), less a millisecond so that our
+/// DEADLINE_EXCEEDED reaches the caller before tonic's own timer answers
+/// CANCELLED ("Timeout expired").
 fn deadline_of<T>(req: &Request<T>, server_timeout: Option<Duration>) -> Option<Instant> {
-    let caller = req
-        .metadata()
-        .get("grpc-timeout")
-        .and_then(|v| edge::grpc_timeout(v.as_bytes()));
-    let arrived = req
-        .extensions()
-        .get::<edge::Arrived>()
-        .map_or_else(Instant::now, |a| a.0);
-    edge::headers_due(arrived, caller, server_timeout)
+    // Every call comes through the edge; without it only the server's own
+    // timeout applies, from now.
+    let arrived = req.extensions().get::<edge::Arrived>().copied();
+    let (at, caller) = arrived.map_or((Instant::now(), None), |a| (a.at, a.caller_timeout));
+    edge::headers_due(at, caller, server_timeout)
 }
 
 #[tonic::async_trait]
