@@ -34,7 +34,7 @@ struct Lookups {
     #[serde(default)]
     lemma_exc: HashMap<u64, HashMap<String, Vec<String>>>,
     #[serde(default)]
-    lemma_index: HashMap<u64, Vec<String>>,
+    lemma_index: HashMap<u64, HashSet<String>>,
 }
 
 fn parse(bytes: &[u8]) -> Result<Lemmatizer, String> {
@@ -42,7 +42,7 @@ fn parse(bytes: &[u8]) -> Result<Lemmatizer, String> {
         rmp_serde::from_slice(bytes).map_err(|e| format!("not a lemmatizer lookups file: {e}"))?;
     let mut out = Lemmatizer::default();
     for (pos, index) in lookups.lemma_index {
-        out.tables.entry(pos).or_default().index = index.into_iter().collect();
+        out.tables.entry(pos).or_default().index = index;
     }
     for (pos, exc) in lookups.lemma_exc {
         out.tables.entry(pos).or_default().exc.extend(exc);

@@ -35,3 +35,15 @@ pub mod vocab;
 
 pub use doc::Token;
 pub use error::ModelError;
+
+/// The `en_core_web_sm` pipeline the unit tests read: under
+/// `ARTICLE_ANALYZER_MODELS`, else in the repository's `models/`.
+#[cfg(test)]
+fn sm_model_dir() -> std::path::PathBuf {
+    std::env::var_os("ARTICLE_ANALYZER_MODELS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join("models")
+        })
+        .join("en_core_web_sm-3.8.0")
+}

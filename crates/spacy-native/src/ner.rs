@@ -382,15 +382,10 @@ mod tests {
     use std::path::PathBuf;
     use std::sync::OnceLock;
 
-    /// The pipeline directory, from `ARTICLE_ANALYZER_MODELS` or `models/`.
-    /// Fails (never skips) when the model is missing.
+    /// The pipeline directory ([`crate::sm_model_dir`]). Fails (never
+    /// skips) when the model is missing.
     fn model_dir() -> PathBuf {
-        let dir = std::env::var_os("ARTICLE_ANALYZER_MODELS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join("models")
-            })
-            .join("en_core_web_sm-3.8.0");
+        let dir = crate::sm_model_dir();
         assert!(
             dir.join("ner").join("model").is_file(),
             "the model is missing at {}; run scripts/fetch-models first",

@@ -87,7 +87,7 @@ struct NumpyArray<'a> {
 }
 
 impl NumpyArray<'_> {
-    fn decode(&self) -> Result<Array, String> {
+    fn decode(self) -> Result<Array, String> {
         if !self.nd {
             return Err("parameter map lacks nd=true (not a msgpack-numpy array)".into());
         }
@@ -116,7 +116,7 @@ impl NumpyArray<'_> {
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
         Ok(Array {
-            shape: self.shape.clone(),
+            shape: self.shape,
             data,
         })
     }

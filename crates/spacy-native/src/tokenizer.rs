@@ -604,20 +604,14 @@ impl SpecialMatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
     use std::sync::OnceLock;
 
-    /// The sm model's tokenizer, from `ARTICLE_ANALYZER_MODELS` or the
-    /// repository's `models/`. Fails (never skips) when it is missing.
+    /// The sm model's tokenizer ([`crate::sm_model_dir`]). Fails (never
+    /// skips) when it is missing.
     fn model_tokenizer() -> &'static Tokenizer {
         static TOK: OnceLock<Tokenizer> = OnceLock::new();
         TOK.get_or_init(|| {
-            let models = std::env::var_os("ARTICLE_ANALYZER_MODELS")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join("models")
-                });
-            let path = models.join("en_core_web_sm-3.8.0").join("tokenizer");
+            let path = crate::sm_model_dir().join("tokenizer");
             Tokenizer::load(&path).unwrap_or_else(|e| {
                 panic!("{}: {e} (run scripts/fetch-models first)", path.display())
             })

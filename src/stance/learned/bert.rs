@@ -121,19 +121,21 @@ fn take(
         .map_err(|e| format!("tensor {name}: {e}"))
 }
 
-/// Like [`take`] for a matrix of `cols` columns and any number (at least
-/// one) of rows.
-fn take_rows(
+/// The first row of a matrix of `cols` columns and any number (at least
+/// one) of rows, taken as [`take`] does.
+fn take_first_row(
     tensors: &mut HashMap<String, Tensor>,
     name: &str,
     cols: usize,
-) -> Result<(Vec<f32>, usize), String> {
+) -> Result<Vec<f32>, String> {
     let rows = match tensors.get(name).map(|t| t.dims().to_vec()) {
         Some(dims) if dims.len() == 2 && dims[0] > 0 => dims[0],
         Some(dims) => return Err(format!("tensor {name} has shape {dims:?}")),
         None => return Err(format!("no tensor {name}")),
     };
-    Ok((take(tensors, name, &[rows, cols])?, rows))
+    let mut all = take(tensors, name, &[rows, cols])?;
+    all.truncate(cols);
+    Ok(all)
 }
 
 /// torch's `[out, in]` weights, side by side as one `in × Σout` matrix.
@@ -218,8 +220,7 @@ impl Bert {
             "embeddings.position_embeddings.weight",
             &[config.max_position_embeddings, h],
         )?;
-        let (mut token_type, _) = take_rows(t, "embeddings.token_type_embeddings.weight", h)?;
-        token_type.truncate(h);
+        let token_type = take_first_row(t, "embeddings.token_type_embeddings.weight", h)?;
         let embedding_norm = norm(t, "embeddings.LayerNorm", h)?;
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for i in 0..config.num_hidden_layers {
