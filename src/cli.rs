@@ -110,8 +110,12 @@ pub struct AnalyzeArgs {
     #[command(flatten)]
     pub request: RequestArgs,
     /// Print one JSON object instead of a readable summary.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dot")]
     pub json: bool,
+    /// Print the holder-to-target graph as Graphviz DOT (render it with
+    /// `dot -Tpng`).
+    #[arg(long)]
+    pub dot: bool,
     #[command(flatten)]
     pub models: ModelConfig,
 }
@@ -281,6 +285,11 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&analysis)?);
+    } else if args.dot {
+        print!(
+            "{}",
+            crate::relations::render::dot(&analysis.relations, &analysis.stances)
+        );
     } else {
         print_readable(&analysis);
     }
@@ -295,10 +304,11 @@ fn print_readable(a: &Analysis) {
         );
     }
     println!("\nentities ({} mentions):", a.entities.len());
-    for e in &a.groups {
+    for r in &a.groups {
+        let e = &r.entity;
         println!(
-            "  {:<32} {:<12} x{}",
-            e.canonical_text, e.label, e.mention_count
+            "  {:<4} {:<32} {:<12} x{:<3} salience {:.3}",
+            r.id, e.canonical_text, e.label, e.mention_count, r.salience
         );
     }
     if !a.stances.is_empty() {
@@ -312,6 +322,10 @@ fn print_readable(a: &Analysis) {
                 s.evidence.len()
             );
         }
+    }
+    if !a.relations.is_empty() {
+        println!("\nwho stands where:");
+        print!("{}", crate::relations::render::table(&a.relations));
     }
     if let Some(c) = &a.completed {
         println!(

@@ -11,14 +11,17 @@
 //! - [`engine`]: admission control, worker slots, batching, windows,
 //!   deadlines and cancellation, with no transport: jobs in, events out.
 //! - [`pipeline`]: the analysis as plain Rust: the [`pipeline::EntityRecognizer`]
-//!   and [`pipeline::StanceClassifier`] traits, mention grouping, target
-//!   selection, and the events an analysis produces.
+//!   and [`pipeline::StanceClassifier`] traits, mention grouping into
+//!   referents with salience, target selection, and the events an analysis
+//!   produces.
 //! - [`backend`]: the models behind those traits (the native spaCy runtime).
 //! - [`spacy`]: the native Rust runtime for spaCy v3 pipelines, its own
 //!   crate (`crates/spacy-native`), re-exported here.
 //! - [`stance`]: the stance engines: the explainable lexicon engine and
 //!   [`stance::learned`], a MiniLM sentence model trained on NewsMTSC (its
 //!   own BERT forward pass on gemm's kernels) aggregated over the article.
+//! - [`relations`]: who stands where: holder-to-target stances from the
+//!   dependency parse, read by predicates or by the stance sentence model.
 //! - [`text`]: byte and code-point offsets.
 //! - [`accept`]: the accept loop of every port (descriptor exhaustion,
 //!   connection limits, handshake timeouts).
@@ -34,6 +37,7 @@ pub mod engine;
 pub mod metrics;
 pub mod pipeline;
 pub mod proto;
+pub mod relations;
 pub mod server;
 pub use spacy_native as spacy;
 pub mod stance;

@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 /// A half-open range of a text, in code points and in bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct TextSpan {
     pub start_char: usize,
     pub end_char: usize,

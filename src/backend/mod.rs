@@ -17,6 +17,7 @@ use anyhow::Context;
 
 use crate::config::{ModelConfig, StanceEngine, TransformerConfig};
 use crate::pipeline::{Pipeline, StanceClassifier};
+use crate::relations::{RelationConfig, RelationExtractor};
 
 /// Loads the configured models into a ready [`Pipeline`]: the native spaCy
 /// pipeline and the stance engine `config.stance` chooses. Where
@@ -44,10 +45,16 @@ pub fn load_pipeline(config: &ModelConfig) -> anyhow::Result<Pipeline> {
     if transformers.any() {
         return transformer_pipeline(recognizer, config, transformers);
     }
-    Ok(Pipeline::new(
-        Arc::new(recognizer),
-        Some(native_stance(config)?),
-    ))
+    Ok(
+        Pipeline::new(Arc::new(recognizer), Some(native_stance(config)?))
+            .with_relations(relation_extractor()?),
+    )
+}
+
+/// The holder-to-target relation extractor with its embedded predicates.
+fn relation_extractor() -> anyhow::Result<RelationExtractor> {
+    RelationExtractor::embedded(RelationConfig::default())
+        .context("loading the embedded relation predicates")
 }
 
 /// The stance engine that runs without libtorch: the learned model (with
@@ -107,7 +114,7 @@ fn transformer_pipeline(
         ),
         None => native_stance(models)?,
     };
-    Ok(Pipeline::new(recognizer, Some(stance)))
+    Ok(Pipeline::new(recognizer, Some(stance)).with_relations(relation_extractor()?))
 }
 
 #[cfg(not(feature = "rust-bert"))]

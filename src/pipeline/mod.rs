@@ -6,6 +6,8 @@
 //! it and a command-line tool can collect it. Nothing here knows about gRPC.
 
 mod grouping;
+mod referents;
+mod syntax;
 mod types;
 pub mod windows;
 
@@ -15,7 +17,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use grouping::group_mentions;
+pub use referents::{referents, EntityId, Referent};
+pub use syntax::SentenceParse;
 pub use types::*;
+
+use crate::relations::RelationExtractor;
 
 /// Finds named entities and sentences in a text.
 ///
@@ -79,9 +85,19 @@ pub trait StanceClassifier: Send + Sync {
 
     /// The real-world target a mention names, when the classifier knows
     /// more than the recognizer ("Washington", "US" and "American" all name
-    /// the United States). Automatic target selection merges entities that
-    /// resolve to the same name.
-    fn canonical_name(&self, _mention: &str) -> Option<String> {
+    /// the United States). Automatic target selection and the referents of
+    /// the `Entities` event merge entities that resolve to the same name.
+    fn canonical_name(&self, _mention: &str) -> Option<CanonicalName> {
+        None
+    }
+
+    /// The sentence model's probabilities for each mention of each query
+    /// (`None` for a mention it could not read), for the holder-to-target
+    /// relations. `None` when the classifier has no sentence model.
+    fn read_mentions(
+        &self,
+        _queries: &[MentionQuery],
+    ) -> Option<Result<Vec<Vec<Option<Probabilities>>>, AnalysisError>> {
         None
     }
 }
@@ -94,7 +110,7 @@ pub const MAX_TARGETS_LIMIT: usize = 32;
 /// Entity labels worth a stance: things that can be for or against something,
 /// or be the object of an opinion. Dates and numbers are not. OntoNotes
 /// labels (spaCy), then the CoNLL ones transformer NER models often use.
-const STANCE_WORTHY_LABELS: &[&str] = &[
+pub(crate) const STANCE_WORTHY_LABELS: &[&str] = &[
     "PERSON", "ORG", "GPE", "NORP", "LOC", "FAC", "PRODUCT", "EVENT", "LAW", "PER", "MISC",
 ];
 
@@ -103,6 +119,7 @@ const STANCE_WORTHY_LABELS: &[&str] = &[
 pub struct Pipeline {
     recognizer: Arc<dyn EntityRecognizer>,
     stance: Option<Arc<dyn StanceClassifier>>,
+    relations: Option<Arc<RelationExtractor>>,
     labels: BTreeSet<String>,
     /// Whether the recognizer runs a dependency parser (a span field).
     parser: bool,
@@ -119,9 +136,17 @@ impl Pipeline {
         Pipeline {
             recognizer,
             stance,
+            relations: None,
             labels,
             parser,
         }
+    }
+
+    /// Adds the holder-to-target relations (they need the parser; without
+    /// it there are none).
+    pub fn with_relations(mut self, extractor: RelationExtractor) -> Self {
+        self.relations = Some(Arc::new(extractor));
+        self
     }
 
     /// Every loaded model.
@@ -263,11 +288,13 @@ impl Pipeline {
 
         let grouping = tracing::info_span!("grouping").entered();
         let t = Instant::now();
-        let entities = group_mentions(doc.sentences.iter().flat_map(|s| &s.mentions));
+        let groups = group_mentions(doc.sentences.iter().flat_map(|s| &s.mentions));
+        let resolve = |m: &str| self.stance.as_ref().and_then(|c| c.canonical_name(m));
+        let referents = referents(&groups, &doc, &resolve);
         timings.push(StageTiming::since("grouping", t));
         drop(grouping);
-        let entity_count = entities.len();
-        emit(sink, Event::Entities(entities.clone()))?;
+        let entity_count = referents.len();
+        emit(sink, Event::Entities(referents.clone()))?;
 
         let stance_span = tracing::info_span!(
             "stance",
@@ -277,10 +304,14 @@ impl Pipeline {
         let stance_entered = stance_span.enter();
         let t = Instant::now();
         let mut stance_count = 0;
+        let mut targets = Vec::new();
         if let Some(classifier) = &self.stance {
-            let resolve = |m: &str| classifier.canonical_name(m);
-            let targets = select_targets(&options.stance, &entities, text, &resolve);
-            classifier.classify_all(&doc, text, &targets, &mut |stance| {
+            targets = select_targets(&options.stance, &groups, text, &|m| {
+                classifier.canonical_name(m).map(|c| c.name)
+            });
+            let ids = entity_ids(&targets, &referents);
+            classifier.classify_all(&doc, text, &targets, &mut |mut stance| {
+                stance.entity_id = ids.get(stance_count).cloned().flatten();
                 stance_count += 1;
                 sink(Event::Stance(stance))
             })?;
@@ -289,12 +320,34 @@ impl Pipeline {
         stance_span.record("targets", stance_count);
         drop(stance_entered);
 
+        let mut relation_count = 0;
+        if let Some(extractor) = self
+            .relations
+            .as_ref()
+            .filter(|_| options.stance != StanceMode::Disabled)
+        {
+            let _span = tracing::info_span!("relations").entered();
+            let t = Instant::now();
+            let ids = entity_ids(&targets, &referents);
+            let topics: Vec<Target> = targets
+                .into_iter()
+                .zip(ids)
+                .filter(|(_, id)| id.is_none())
+                .map(|(t, _)| t)
+                .collect();
+            let relations = extractor.extract(&doc, &referents, &topics, self.stance.as_deref())?;
+            relation_count = relations.len();
+            timings.push(StageTiming::since("relations", t));
+            emit(sink, Event::Relations(relations))?;
+        }
+
         let summary = Summary {
             sentence_count: doc.sentences.len(),
             token_count: doc.token_count,
             mention_count,
             entity_count,
             stance_count,
+            relation_count,
             timings,
             total_ms: started.elapsed().as_secs_f64() * 1e3,
         };
@@ -322,6 +375,30 @@ fn emit(sink: &mut dyn FnMut(Event) -> ControlFlow<()>, event: Event) -> Result<
         ControlFlow::Continue(()) => Ok(()),
         ControlFlow::Break(()) => Err(AnalysisError::Cancelled),
     }
+}
+
+/// The referent each target is, if any: the one holding the target's first
+/// mention that is exactly an entity mention.
+fn entity_ids(targets: &[Target], referents: &[Referent]) -> Vec<Option<EntityId>> {
+    let by_span: std::collections::HashMap<(usize, usize), &EntityId> = referents
+        .iter()
+        .flat_map(|r| {
+            r.entity
+                .spans
+                .iter()
+                .map(move |s| ((s.start_byte, s.end_byte), &r.id))
+        })
+        .collect();
+    targets
+        .iter()
+        .map(|t| {
+            t.spans.iter().find_map(|s| {
+                by_span
+                    .get(&(s.start_byte, s.end_byte))
+                    .map(|id| (*id).clone())
+            })
+        })
+        .collect()
 }
 
 /// The targets to classify: the caller's, or the most salient entities.

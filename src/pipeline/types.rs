@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::referents::{EntityId, Referent};
 use crate::text::TextSpan;
 
 /// A loaded model, as reported by `GetModels`.
@@ -299,6 +300,103 @@ pub struct Stance {
     pub score: f32,
     pub probabilities: Probabilities,
     pub evidence: Vec<Evidence>,
+    /// The referent the target is, when it is an entity of the response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entity_id: Option<EntityId>,
+    /// The sentence model's reading of each mention it classified, in text
+    /// order: how the article portrays the target, mention by mention.
+    /// Empty when no sentence model ran (the lexicon engine).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<MentionSentiment>,
+}
+
+/// The sentence model's reading of one mention.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MentionSentiment {
+    #[serde(flatten)]
+    pub span: TextSpan,
+    pub label: StanceLabel,
+    /// Probability of `label`.
+    pub score: f32,
+    pub probabilities: Probabilities,
+}
+
+impl MentionSentiment {
+    pub fn new(span: TextSpan, probabilities: Probabilities) -> MentionSentiment {
+        let (label, score) = probabilities.best();
+        MentionSentiment {
+            span,
+            label,
+            score,
+            probabilities,
+        }
+    }
+}
+
+/// What a relation's target is: a referent of the response, or a topic the
+/// caller named.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum RelationTarget {
+    Entity { entity_id: EntityId, name: String },
+    Topic { name: String },
+}
+
+impl RelationTarget {
+    pub fn name(&self) -> &str {
+        match self {
+            RelationTarget::Entity { name, .. } | RelationTarget::Topic { name } => name,
+        }
+    }
+
+    pub fn entity_id(&self) -> Option<&EntityId> {
+        match self {
+            RelationTarget::Entity { entity_id, .. } => Some(entity_id),
+            RelationTarget::Topic { .. } => None,
+        }
+    }
+}
+
+/// A named holder's stance toward a target, aggregated over the article:
+/// "Wang Yi AGAINST the United States".
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Relation {
+    pub holder_id: EntityId,
+    pub holder: String,
+    pub target: RelationTarget,
+    pub label: StanceLabel,
+    /// Mean signed strength of the sentences, as a magnitude in [0, 1].
+    pub score: f32,
+    /// The sentences, strongest first; `contribution` is each one's signed
+    /// strength (positive toward FAVOR).
+    pub evidence: Vec<Evidence>,
+}
+
+/// One sentence and the mentions in it (byte ranges of `text`) that a
+/// sentence model should read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MentionQuery<'a> {
+    pub text: &'a str,
+    pub mentions: Vec<(usize, usize)>,
+}
+
+/// How a mention text names a referent the classifier knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AliasKind {
+    /// One of its names or acronyms ("US", "the United States").
+    Name,
+    /// Its demonym ("Chinese").
+    Demonym,
+    /// A place or building standing for it ("Beijing", "the Kremlin"),
+    /// which may also mean the place itself.
+    Metonym,
+}
+
+/// The referent a mention text stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanonicalName {
+    pub name: String,
+    pub kind: AliasKind,
 }
 
 /// How long one stage took.
@@ -325,6 +423,7 @@ pub struct Summary {
     pub mention_count: usize,
     pub entity_count: usize,
     pub stance_count: usize,
+    pub relation_count: usize,
     pub timings: Vec<StageTiming>,
     pub total_ms: f64,
 }
@@ -335,8 +434,10 @@ pub struct Summary {
 pub enum Event {
     Started(Vec<ModelInfo>),
     Sentence(Sentence),
-    Entities(Vec<Entity>),
+    Entities(Vec<Referent>),
     Stance(Stance),
+    /// Holder-to-target relations, after every stance.
+    Relations(Vec<Relation>),
     Completed(Summary),
 }
 
@@ -347,9 +448,10 @@ pub struct Analysis {
     pub sentences: Vec<Sentence>,
     /// Every mention in text order.
     pub entities: Vec<Mention>,
-    /// Mentions grouped into distinct entities.
-    pub groups: Vec<Entity>,
+    /// Mentions grouped by referent.
+    pub groups: Vec<Referent>,
     pub stances: Vec<Stance>,
+    pub relations: Vec<Relation>,
     pub completed: Option<Summary>,
 }
 
@@ -363,6 +465,7 @@ impl Analysis {
             }
             Event::Entities(groups) => self.groups = groups,
             Event::Stance(s) => self.stances.push(s),
+            Event::Relations(r) => self.relations = r,
             Event::Completed(summary) => self.completed = Some(summary),
         }
     }

@@ -45,44 +45,88 @@ pub fn sentence(s: &p::Sentence) -> pb::Sentence {
     }
 }
 
-pub fn entity(e: &p::Entity) -> pb::Entity {
+pub fn entity(r: &p::Referent) -> pb::Entity {
+    let e = &r.entity;
     pb::Entity {
         canonical_text: e.canonical_text.clone(),
         label: e.label.clone(),
         mention_count: e.mention_count as u32,
         spans: e.spans.iter().map(span).collect(),
+        id: r.id.to_string(),
+        aliases: r.aliases.clone(),
+        uncertain_aliases: r.uncertain_aliases.clone(),
+        salience: r.salience,
     }
 }
 
-pub fn stance(s: &p::Stance) -> pb::Stance {
-    let label = match s.label {
+fn label(l: p::StanceLabel) -> i32 {
+    let label = match l {
         p::StanceLabel::Favor => pb::StanceLabel::Favor,
         p::StanceLabel::Against => pb::StanceLabel::Against,
         p::StanceLabel::Neutral => pb::StanceLabel::Neutral,
     };
+    label as i32
+}
+
+fn probabilities(p: &p::Probabilities) -> pb::Probabilities {
+    pb::Probabilities {
+        favor: p.favor,
+        against: p.against,
+        neutral: p.neutral,
+    }
+}
+
+fn evidence(e: &p::Evidence) -> pb::Evidence {
+    pb::Evidence {
+        span: Some(span(&e.span)),
+        text: e.text.clone(),
+        contribution: e.contribution,
+        reason: e.reason.clone(),
+        mentions: e.mentions.iter().map(span).collect(),
+        model: e.model.as_ref().map(probabilities),
+    }
+}
+
+pub fn stance(s: &p::Stance) -> pb::Stance {
     pb::Stance {
         target: s.target.clone(),
-        label: label as i32,
+        label: label(s.label),
         score: s.score,
         favor: s.probabilities.favor,
         against: s.probabilities.against,
         neutral: s.probabilities.neutral,
-        evidence: s
-            .evidence
+        evidence: s.evidence.iter().map(evidence).collect(),
+        entity_id: s
+            .entity_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        mentions: s
+            .mentions
             .iter()
-            .map(|e| pb::Evidence {
-                span: Some(span(&e.span)),
-                text: e.text.clone(),
-                contribution: e.contribution,
-                reason: e.reason.clone(),
-                mentions: e.mentions.iter().map(span).collect(),
-                model: e.model.map(|p| pb::Probabilities {
-                    favor: p.favor,
-                    against: p.against,
-                    neutral: p.neutral,
-                }),
+            .map(|m| pb::MentionSentiment {
+                span: Some(span(&m.span)),
+                label: label(m.label),
+                score: m.score,
+                probabilities: Some(probabilities(&m.probabilities)),
             })
             .collect(),
+    }
+}
+
+pub fn relation(r: &p::Relation) -> pb::Relation {
+    pb::Relation {
+        holder_id: r.holder_id.to_string(),
+        holder: r.holder.clone(),
+        target: r.target.name().to_string(),
+        target_entity_id: r
+            .target
+            .entity_id()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        label: label(r.label),
+        score: r.score,
+        evidence: r.evidence.iter().map(evidence).collect(),
     }
 }
 
@@ -93,6 +137,7 @@ pub fn completed(s: &p::Summary) -> pb::Completed {
         mention_count: s.mention_count as u32,
         entity_count: s.entity_count as u32,
         stance_count: s.stance_count as u32,
+        relation_count: s.relation_count as u32,
         timings: s
             .timings
             .iter()
@@ -117,6 +162,9 @@ pub fn event(request_id: &str, e: &p::Event) -> pb::AnalyzeEvent {
             entities: es.iter().map(entity).collect(),
         }),
         p::Event::Stance(s) => E::Stance(stance(s)),
+        p::Event::Relations(rs) => E::Relations(pb::Relations {
+            relations: rs.iter().map(relation).collect(),
+        }),
         p::Event::Completed(s) => E::Completed(completed(s)),
     };
     pb::AnalyzeEvent {

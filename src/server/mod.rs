@@ -258,6 +258,7 @@ impl ArticleAnalyzer for Service {
                     E::Sentence(s) => out.sentences.push(convert::sentence(&s)),
                     E::Entities(es) => out.entities = es.iter().map(convert::entity).collect(),
                     E::Stance(s) => out.stances.push(convert::stance(&s)),
+                    E::Relations(rs) => out.relations = rs.iter().map(convert::relation).collect(),
                     E::Completed(c) => out.completed = Some(convert::completed(&c)),
                 }
             }

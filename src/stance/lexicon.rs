@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::tokens::{normalize, tokenize, Token, TokenKind};
 use super::StanceError;
+use crate::pipeline::{AliasKind, CanonicalName};
 
 pub(crate) const GAZETTEER_FILE: &str = "gazetteer.tsv";
 pub(crate) const CUES_FILE: &str = "cues.tsv";
@@ -150,7 +151,7 @@ impl Lexicon {
     /// The gazetteer entity a mention names, by any of its forms: exact case
     /// for forms without a lowercase letter ("US"), any case otherwise. A
     /// possessive or a leading "the" is ignored ("the Kremlin's").
-    pub fn canonical_name(&self, mention: &str) -> Option<String> {
+    pub fn canonical_name(&self, mention: &str) -> Option<CanonicalName> {
         let mut m = mention.trim();
         for possessive in ["'s", "’s", "'", "’"] {
             if let Some(stripped) = m.strip_suffix(possessive) {
@@ -162,18 +163,26 @@ impl Lexicon {
             m = rest.trim_start();
         }
         let lower = m.to_lowercase();
-        self.gazetteer
-            .iter()
-            .find(|entry| {
-                entry.forms.iter().any(|(form, _)| {
+        self.gazetteer.iter().find_map(|entry| {
+            entry
+                .forms
+                .iter()
+                .find(|(form, _)| {
                     if form.chars().any(char::is_lowercase) {
                         form.to_lowercase() == lower
                     } else {
                         form == m
                     }
                 })
-            })
-            .map(|entry| entry.canonical.clone())
+                .map(|(_, kind)| CanonicalName {
+                    name: entry.canonical.clone(),
+                    kind: match kind {
+                        FormKind::Name => AliasKind::Name,
+                        FormKind::Demonym => AliasKind::Demonym,
+                        FormKind::Metonym => AliasKind::Metonym,
+                    },
+                })
+        })
     }
 }
 

@@ -54,7 +54,8 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use crate::pipeline::{
-    AnalysisError, Evidence, ModelInfo, Probabilities, Recognized, Stance, StanceClassifier, Target,
+    AnalysisError, CanonicalName, Evidence, ModelInfo, Probabilities, Recognized, Stance,
+    StanceClassifier, Target,
 };
 
 pub use config::StanceConfig;
@@ -182,6 +183,8 @@ impl LexiconStance {
             score: p,
             probabilities,
             evidence,
+            entity_id: None,
+            mentions: Vec::new(),
         }
     }
 }
@@ -219,7 +222,7 @@ impl StanceClassifier for LexiconStance {
         Ok(())
     }
 
-    fn canonical_name(&self, mention: &str) -> Option<String> {
+    fn canonical_name(&self, mention: &str) -> Option<CanonicalName> {
         self.lexicon.canonical_name(mention)
     }
 }

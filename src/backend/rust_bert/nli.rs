@@ -258,6 +258,8 @@ impl NliStance {
             score,
             probabilities,
             evidence,
+            entity_id: None,
+            mentions: Vec::new(),
         }
     }
 }

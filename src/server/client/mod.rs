@@ -217,6 +217,12 @@ fn with_span(mut object: Value, span: Option<&pb::Span>) -> Value {
 }
 
 /// One event as a JSON object: `{"request_id", "type", ...fields}`.
+fn label_name(label: i32) -> &'static str {
+    pb::StanceLabel::try_from(label)
+        .map(|l| l.as_str_name())
+        .unwrap_or("STANCE_LABEL_UNSPECIFIED")
+}
+
 pub fn event_json(event: &pb::AnalyzeEvent) -> Value {
     use pb::analyze_event::Event as E;
     let body = match &event.event {
@@ -241,24 +247,46 @@ pub fn event_json(event: &pb::AnalyzeEvent) -> Value {
         Some(E::Entities(es)) => json!({
             "type": "entities",
             "entities": es.entities.iter().map(|e| json!({
+                "id": e.id,
                 "canonical_text": e.canonical_text,
                 "label": e.label,
                 "mention_count": e.mention_count,
+                "aliases": e.aliases,
+                "uncertain_aliases": e.uncertain_aliases,
+                "salience": e.salience,
                 "spans": e.spans.iter().map(|s| span_json(Some(s))).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         }),
         Some(E::Stance(s)) => json!({
             "type": "stance",
             "target": s.target,
-            "label": pb::StanceLabel::try_from(s.label)
-                .map(|l| l.as_str_name())
-                .unwrap_or("STANCE_LABEL_UNSPECIFIED"),
+            "entity_id": s.entity_id,
+            "label": label_name(s.label),
             "score": s.score,
+            "mentions": s.mentions.iter().map(|m| with_span(
+                json!({"label": label_name(m.label), "score": m.score}),
+                m.span.as_ref(),
+            )).collect::<Vec<_>>(),
             "probabilities": {"FAVOR": s.favor, "AGAINST": s.against, "NEUTRAL": s.neutral},
             "evidence": s.evidence.iter().map(|e| with_span(
                 json!({"text": e.text, "contribution": e.contribution, "reason": e.reason}),
                 e.span.as_ref(),
             )).collect::<Vec<_>>(),
+        }),
+        Some(E::Relations(rs)) => json!({
+            "type": "relations",
+            "relations": rs.relations.iter().map(|r| json!({
+                "holder_id": r.holder_id,
+                "holder": r.holder,
+                "target": r.target,
+                "target_entity_id": r.target_entity_id,
+                "label": label_name(r.label),
+                "score": r.score,
+                "evidence": r.evidence.iter().map(|e| with_span(
+                    json!({"text": e.text, "contribution": e.contribution, "reason": e.reason}),
+                    e.span.as_ref(),
+                )).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
         }),
         Some(E::Completed(c)) => json!({
             "type": "completed",
@@ -267,6 +295,7 @@ pub fn event_json(event: &pb::AnalyzeEvent) -> Value {
             "mention_count": c.mention_count,
             "entity_count": c.entity_count,
             "stance_count": c.stance_count,
+            "relation_count": c.relation_count,
             "timings_ms": c.timings.iter().map(|t| (t.stage.clone(), json!(t.ms)))
                 .collect::<serde_json::Map<_, _>>(),
             "total_ms": c.total_ms,

@@ -29,7 +29,8 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use crate::pipeline::{
-    AnalysisError, Evidence, ModelInfo, Probabilities, Recognized, Stance, StanceClassifier, Target,
+    AnalysisError, CanonicalName, Evidence, MentionQuery, MentionSentiment, ModelInfo,
+    Probabilities, Recognized, Stance, StanceClassifier, Target,
 };
 
 pub use adapter::{Adapter, AdapterError, Manifest};
@@ -189,7 +190,23 @@ pub struct LearnedStance {
 /// What [`LearnedStance::read`] hands on per target: the target, its scored
 /// sentences and the model's probabilities for each.
 type ReadSink<'a> =
-    dyn FnMut(&Target, &[SentenceScore], &[Option<Probabilities>]) -> ControlFlow<()> + 'a;
+    dyn FnMut(&Target, &[SentenceScore], &[MentionReadings]) -> ControlFlow<()> + 'a;
+
+/// The model's probabilities for each of a sentence's mentions of the
+/// target, in the order of [`SentenceScore::mentions`]; empty when the
+/// sentence was not encoded (past the cap).
+type MentionReadings = Vec<Option<Probabilities>>;
+
+/// The mean over a sentence's read mentions.
+fn sentence_means(readings: &[MentionReadings]) -> Vec<Option<Probabilities>> {
+    readings
+        .iter()
+        .map(|ms| {
+            let read: Vec<Probabilities> = ms.iter().flatten().copied().collect();
+            mean_probabilities(&read)
+        })
+        .collect()
+}
 
 /// One target's sentences and where their mentions went in the batch.
 struct Plan {
@@ -253,9 +270,11 @@ impl LearnedStance {
         &self,
         target: &Target,
         scored: &[SentenceScore],
-        model: &[Option<Probabilities>],
+        mentions: &[MentionReadings],
     ) -> Stance {
         let cfg = &self.config;
+        let model = sentence_means(mentions);
+        let model = model.as_slice();
         let readings = readings_of(scored, model);
         let shares = cfg.shares(&readings);
         let probabilities = softmax(shares.iter().sum(), cfg.neutral_margin);
@@ -297,6 +316,13 @@ impl LearnedStance {
             })
             .collect();
         evidence.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut portrayal: Vec<MentionSentiment> = scored
+            .iter()
+            .zip(mentions)
+            .flat_map(|(s, ms)| s.mention_spans().into_iter().zip(ms.clone()))
+            .filter_map(|(span, p)| Some(MentionSentiment::new(span, p?)))
+            .collect();
+        portrayal.sort_by_key(|m| m.span.start_byte);
         Stance {
             target: target.name.clone(),
             label,
@@ -307,6 +333,8 @@ impl LearnedStance {
                 .take(cfg.max_evidence)
                 .map(|(_, _, e)| e)
                 .collect(),
+            entity_id: None,
+            mentions: portrayal,
         }
     }
 
@@ -319,8 +347,8 @@ impl LearnedStance {
         targets: &[Target],
     ) -> Result<Vec<Vec<SentenceReading>>, AnalysisError> {
         let mut out = Vec::with_capacity(targets.len());
-        self.read(doc, text, targets, &mut |_, scored, model| {
-            out.push(readings_of(scored, model));
+        self.read(doc, text, targets, &mut |_, scored, mentions| {
+            out.push(readings_of(scored, &sentence_means(mentions)));
             ControlFlow::Continue(())
         })?;
         Ok(out)
@@ -392,19 +420,17 @@ impl LearnedStance {
                 }
             }
             // Sentences past the cap keep their lexicon reading only.
-            let mut model: Vec<Option<Probabilities>> = plan
+            let mut model: Vec<MentionReadings> = plan
                 .slots
                 .iter()
                 .map(|(order, ids)| {
-                    let probs: Vec<Probabilities> = ids
-                        .iter()
-                        .filter_map(|&k| done[order].get(k).copied().flatten())
-                        .map(|l| self.probabilities(&l))
-                        .collect();
-                    mean_probabilities(&probs)
+                    ids.iter()
+                        .map(|&k| done[order].get(k).copied().flatten())
+                        .map(|l| l.map(|l| self.probabilities(&l)))
+                        .collect()
                 })
                 .collect();
-            model.resize(plan.scored.len(), None);
+            model.resize(plan.scored.len(), Vec::new());
             if each(target, &plan.scored, &model).is_break() {
                 return Err(AnalysisError::Cancelled);
             }
@@ -431,7 +457,7 @@ impl StanceClassifier for LearnedStance {
         }
     }
 
-    fn canonical_name(&self, mention: &str) -> Option<String> {
+    fn canonical_name(&self, mention: &str) -> Option<CanonicalName> {
         self.lexicon.canonical_name(mention)
     }
 
@@ -442,9 +468,37 @@ impl StanceClassifier for LearnedStance {
         targets: &[Target],
         decided: &mut dyn FnMut(Stance) -> ControlFlow<()>,
     ) -> Result<(), AnalysisError> {
-        self.read(doc, text, targets, &mut |target, scored, model| {
-            decided(self.decide(target, scored, model))
+        self.read(doc, text, targets, &mut |target, scored, mentions| {
+            decided(self.decide(target, scored, mentions))
         })
+    }
+
+    fn read_mentions(
+        &self,
+        queries: &[MentionQuery],
+    ) -> Option<Result<Vec<Vec<Option<Probabilities>>>, AnalysisError>> {
+        let batch: Vec<SentenceInput> = queries
+            .iter()
+            .map(|q| SentenceInput {
+                text: q.text,
+                mentions: q.mentions.clone(),
+            })
+            .collect();
+        Some(
+            self.encoder
+                .classify(&batch)
+                .map_err(AnalysisError::Model)
+                .map(|sentences| {
+                    sentences
+                        .into_iter()
+                        .map(|ms| {
+                            ms.into_iter()
+                                .map(|l| l.map(|l| self.probabilities(&l)))
+                                .collect()
+                        })
+                        .collect()
+                }),
+        )
     }
 }
 
