@@ -300,3 +300,42 @@ fn an_invalid_log_filter_is_an_error_that_names_it() {
     assert!(stderr.contains("invalid --log filter"), "{stderr}");
     assert!(stderr.contains("article_analyzer=["), "{stderr}");
 }
+
+#[test]
+fn analyze_dot_draws_who_stands_where_and_the_table_lists_it() {
+    let text = "The United States condemns Iran's attack on Israel.";
+    let out = run_with_stdin(&["analyze", "--dot", "-"], text.as_bytes());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dot = String::from_utf8(out.stdout).unwrap();
+    assert!(dot.starts_with("digraph who_stands_where {"), "{dot}");
+    assert!(dot.trim_end().ends_with('}'), "{dot}");
+    // One red edge to Iran, one green edge to Israel, from the same holder.
+    let edge = |label: &str, color: &str| {
+        dot.lines()
+            .any(|l| l.contains(" -> ") && l.contains(label) && l.contains(color))
+    };
+    assert!(edge("AGAINST", "#c62828"), "{dot}");
+    assert!(edge("FAVOR", "#2e7d32"), "{dot}");
+    assert!(
+        dot.contains("label=\"Iran\"") && dot.contains("label=\"Israel\""),
+        "{dot}"
+    );
+
+    let out = run_with_stdin(&["analyze", "-"], text.as_bytes());
+    let table = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = table
+        .lines()
+        .skip_while(|l| !l.starts_with("who stands where"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .collect();
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("United States") && r.contains("AGAINST") && r.contains("Iran")),
+        "{table}"
+    );
+}

@@ -19,6 +19,7 @@ fn kind(e: &pb::AnalyzeEvent) -> &'static str {
         Event::Sentence(_) => "sentence",
         Event::Entities(_) => "entities",
         Event::Stance(_) => "stance",
+        Event::Relations(_) => "relations",
         Event::Completed(_) => "completed",
         Event::Failed(_) => "failed",
     }
@@ -30,7 +31,8 @@ async fn collect(
     stream.collect::<Result<Vec<_>, _>>().await
 }
 
-/// Checks the `Analyze` event grammar: started sentence* entities stance* completed.
+/// Checks the `Analyze` event grammar: started sentence* entities stance*
+/// relations? completed.
 fn assert_event_order(events: &[pb::AnalyzeEvent]) {
     let kinds: Vec<&str> = events.iter().map(kind).collect();
     assert_eq!(kinds.first(), Some(&"started"), "{kinds:?}");
@@ -40,13 +42,15 @@ fn assert_event_order(events: &[pb::AnalyzeEvent]) {
         "sentence" => 1,
         "entities" => 2,
         "stance" => 3,
-        "completed" => 4,
+        "relations" => 4,
+        "completed" => 5,
         _ => 9,
     };
     for w in kinds.windows(2) {
         assert!(rank(w[0]) <= rank(w[1]), "out of order: {kinds:?}");
     }
     assert_eq!(kinds.iter().filter(|k| **k == "entities").count(), 1);
+    assert!(kinds.iter().filter(|k| **k == "relations").count() <= 1);
     assert_eq!(kinds.iter().filter(|k| **k == "started").count(), 1);
     assert_eq!(kinds.iter().filter(|k| **k == "completed").count(), 1);
     let indices: Vec<u32> = events

@@ -335,7 +335,8 @@ impl Pipeline {
                 .filter(|(_, id)| id.is_none())
                 .map(|(t, _)| t)
                 .collect();
-            let relations = extractor.extract(&doc, &referents, &topics, self.stance.as_deref())?;
+            let relations =
+                extractor.extract(text, &doc, &referents, &topics, self.stance.as_deref())?;
             relation_count = relations.len();
             timings.push(StageTiming::since("relations", t));
             emit(sink, Event::Relations(relations))?;
@@ -377,26 +378,31 @@ fn emit(sink: &mut dyn FnMut(Event) -> ControlFlow<()>, event: Event) -> Result<
     }
 }
 
-/// The referent each target is, if any: the one holding the target's first
-/// mention that is exactly an entity mention.
+/// The referent each target is, if any: the one whose mention holds the
+/// target's first span that lies inside an entity mention ("United States"
+/// inside "the United States"; not "Cold War mindset" around "Cold War").
 fn entity_ids(targets: &[Target], referents: &[Referent]) -> Vec<Option<EntityId>> {
-    let by_span: std::collections::HashMap<(usize, usize), &EntityId> = referents
+    let mut mentions: Vec<(usize, usize, &EntityId)> = referents
         .iter()
         .flat_map(|r| {
             r.entity
                 .spans
                 .iter()
-                .map(move |s| ((s.start_byte, s.end_byte), &r.id))
+                .map(move |s| (s.start_byte, s.end_byte, &r.id))
         })
         .collect();
+    mentions.sort();
+    let container = |start: usize, end: usize| {
+        let k = mentions.partition_point(|m| m.0 <= start);
+        let (s, e, id) = *mentions.get(k.checked_sub(1)?)?;
+        (s <= start && end <= e).then(|| id.clone())
+    };
     targets
         .iter()
         .map(|t| {
-            t.spans.iter().find_map(|s| {
-                by_span
-                    .get(&(s.start_byte, s.end_byte))
-                    .map(|id| (*id).clone())
-            })
+            t.spans
+                .iter()
+                .find_map(|s| container(s.start_byte, s.end_byte))
         })
         .collect()
 }

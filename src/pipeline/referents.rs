@@ -82,6 +82,10 @@ const UNSALIENT_LABELS: &[&str] = &[
     "DATE", "TIME", "CARDINAL", "ORDINAL", "MONEY", "PERCENT", "QUANTITY",
 ];
 
+/// Groups on their way to a referent: the resolved name, if any, and the
+/// member groups, each with whether it joined uncertainly.
+type Merging<'a> = Vec<(Option<String>, Vec<(&'a Entity, bool)>)>;
+
 /// The referents of grouped mentions, `resolve` naming what a mention text
 /// stands for.
 pub fn referents(
@@ -90,7 +94,7 @@ pub fn referents(
     resolve: &dyn Fn(&str) -> Option<CanonicalName>,
 ) -> Vec<Referent> {
     // (name, groups, whether each group joined uncertainly)
-    let mut merged: Vec<(Option<String>, Vec<(&Entity, bool)>)> = Vec::new();
+    let mut merged: Merging = Vec::new();
     for group in groups {
         let resolved = STANCE_WORTHY_LABELS
             .contains(&group.label.as_str())
@@ -114,6 +118,8 @@ pub fn referents(
         }
     }
 
+    fold_surnames(&mut merged);
+
     let mut out: Vec<Referent> = merged
         .into_iter()
         .map(|(name, members)| combine(name, &members))
@@ -126,12 +132,73 @@ pub fn referents(
     out
 }
 
+/// A one-word name that the recognizer labelled a person or an
+/// organisation joins the one multi-word person it can be the surname (or
+/// first name) of: "Wang" (which the recognizer may take for an
+/// organisation) joins "Wang Yi" when no other person is a Wang. Where the
+/// label was not PERSON the merge is marked uncertain.
+fn fold_surnames(merged: &mut Merging) {
+    let words = |e: &Entity| -> Vec<String> {
+        e.canonical_text
+            .split_whitespace()
+            .map(|w| without_possessive(w).to_lowercase())
+            .collect()
+    };
+    let mut k = 0;
+    while k < merged.len() {
+        let (name, members) = &merged[k];
+        let single = name.is_none()
+            && members.len() == 1
+            && matches!(members[0].0.label.as_str(), "PERSON" | "ORG")
+            && !members[0].0.canonical_text.contains(char::is_whitespace);
+        if !single {
+            k += 1;
+            continue;
+        }
+        let group = members[0].0;
+        let word = without_possessive(&group.canonical_text).to_lowercase();
+        let owners: Vec<usize> = merged
+            .iter()
+            .enumerate()
+            .filter(|(j, (_, ms))| {
+                *j != k
+                    && ms.iter().any(|(e, _)| {
+                        let w = words(e);
+                        e.label == "PERSON"
+                            && w.len() >= 2
+                            && (w.first() == Some(&word) || w.last() == Some(&word))
+                    })
+            })
+            .map(|(j, _)| j)
+            .collect();
+        if let [owner] = owners.as_slice() {
+            let uncertain = group.label != "PERSON";
+            let owner = *owner;
+            merged[owner].1.push((group, uncertain));
+            merged.remove(k);
+        } else {
+            k += 1;
+        }
+    }
+}
+
+fn without_possessive(word: &str) -> &str {
+    ["'s", "’s", "'", "’"]
+        .iter()
+        .find_map(|p| word.strip_suffix(p))
+        .unwrap_or(word)
+}
+
 fn combine(name: Option<String>, members: &[(&Entity, bool)]) -> Referent {
-    let mut mentions: Vec<(crate::text::TextSpan, &str, &str)> = Vec::new();
+    // (span, text, label counted for the majority)
+    let mut mentions: Vec<(crate::text::TextSpan, &str, Option<&str>)> = Vec::new();
     let mut uncertain_aliases = Vec::new();
+    let any_certain = members.iter().any(|(_, u)| !u);
     for (group, uncertain) in members {
         for (span, text) in group.spans.iter().zip(&group.texts) {
-            mentions.push((*span, text, &group.label));
+            // An uncertain merge does not vote for the label.
+            let vote = (!uncertain || !any_certain).then_some(group.label.as_str());
+            mentions.push((*span, text, vote));
         }
         if *uncertain {
             for t in &group.texts {
@@ -145,9 +212,11 @@ fn combine(name: Option<String>, members: &[(&Entity, bool)]) -> Referent {
     let mut labels: Vec<(&str, usize)> = Vec::new();
     let mut aliases: Vec<String> = Vec::new();
     for (_, text, label) in &mentions {
-        match labels.iter_mut().find(|(l, _)| l == label) {
-            Some((_, n)) => *n += 1,
-            None => labels.push((label, 1)),
+        if let Some(label) = label {
+            match labels.iter_mut().find(|(l, _)| l == label) {
+                Some((_, n)) => *n += 1,
+                None => labels.push((label, 1)),
+            }
         }
         if !aliases.iter().any(|a| a == text) {
             aliases.push(text.to_string());

@@ -4,14 +4,20 @@
 //! A **holder** is a named mention that is the subject of a verb (`nsubj`),
 //! the agent of a passive ("by X"), an apposition to a subject ("its foreign
 //! minister, Wang Yi, said"), a conjunct of a holder ("China and Russia
-//! oppose"), or the owner of a subject that is not itself named ("China's
-//! foreign ministry said"). Its verbs are that verb and the verbs joined to
-//! it without their own subject ("condemns X and calls on Y"; "wants to
-//! help Y").
+//! oppose"), the owner of a subject that is not itself named ("China's
+//! foreign ministry said"), the passive subject of a state ("X is concerned
+//! by"), or the owner of an attitude noun ("the United States' rejection
+//! of"). Its verbs are that verb and the verbs joined to it without their
+//! own subject ("condemns X and calls on Y"; "wants to help Y"). ("We" and
+//! "I" become items of the statement's issuer and speaker in the module
+//! above.)
 //!
 //! Each target mention goes to the **nearest** holder verb above it in the
 //! tree, so that in "Wang said China opposes the sanctions" the sanctions
-//! are China's, not Wang's.
+//! are China's, not Wang's. The target must fill one of the predicate's
+//! slots (its object, "stands with X", "concerned about X"), not an adjunct
+//! ("isolate Moscow over Ukraine") or a clause of its own ("accuses X of
+//! helping Y").
 
 use std::ops::Range;
 
@@ -97,11 +103,34 @@ pub(crate) fn predicate_holders(
 ) -> Vec<usize> {
     let mut out: Vec<usize> = holder_verbs(p, items, predicates)
         .into_iter()
-        .filter(|hv| predicates.verb(&p.lemma(hv.verb)).is_some())
+        .filter(|hv| {
+            !matches!(
+                predicates.verb(&p.lemma(hv.verb)),
+                None | Some((VerbKind::Copula, _))
+            )
+        })
         .map(|hv| hv.holder)
         .collect();
     out.dedup();
     out
+}
+
+/// The items that are the subject of a verb of saying, with the verb.
+pub(crate) fn speakers(
+    p: &SentenceParse,
+    items: &[Item],
+    predicates: &Predicates,
+) -> Vec<(usize, usize)> {
+    holder_verbs(p, items, predicates)
+        .into_iter()
+        .filter(|hv| {
+            matches!(
+                predicates.verb(&p.lemma(hv.verb)),
+                Some((VerbKind::Speech, _))
+            )
+        })
+        .map(|hv| (hv.holder, hv.verb))
+        .collect()
 }
 
 /// Tokens "we" (plural: true) and "I" that are the subject of a clause.
@@ -255,8 +284,18 @@ fn predicate_at(
     predicates: &Predicates,
     token: usize,
 ) -> Option<(VerbKind, String, usize)> {
-    if let Some((kind, lemma)) = predicates.verb(&p.lemma(token)) {
-        return Some((kind, lemma, token));
+    // A copula's adjective carries the state: "X is grateful for Y".
+    let state = p
+        .children(token)
+        .filter(|&c| matches!(p.dep(c), "acomp" | "oprd"))
+        .find_map(|c| match predicates.verb(p.text(c)) {
+            Some((k @ VerbKind::State { .. }, l)) => Some((k, l, c)),
+            _ => None,
+        });
+    match predicates.verb(&p.lemma(token)) {
+        Some((VerbKind::Copula, _)) if state.is_some() => return state,
+        Some((kind, lemma)) => return Some((kind, lemma, token)),
+        None => {}
     }
     if let Some(kind) = predicates.noun(&p.lemma(token)) {
         let favor = match kind {
@@ -266,12 +305,7 @@ fn predicate_at(
         };
         return Some((VerbKind::Attitude { favor }, p.lemma(token), token));
     }
-    p.children(token)
-        .filter(|&c| matches!(p.dep(c), "acomp" | "oprd"))
-        .find_map(|c| match predicates.verb(p.text(c)) {
-            Some((k @ VerbKind::State { .. }, l)) => Some((k, l, c)),
-            _ => None,
-        })
+    state
 }
 
 /// The object of `verb` that is an attitude noun ("expressed support"),
@@ -342,19 +376,20 @@ fn read(p: &SentenceParse, predicates: &Predicates, verb: usize, target: usize) 
                 && matches!(p.dep(top), "ccomp" | "xcomp" | "parataxis" | "dobj");
             said.then_some(Reading::Said { verb: lemma })
         }
-        VerbKind::Position => {
+        VerbKind::Position | VerbKind::Copula if clause_free => {
             let prep = path
                 .iter()
                 .copied()
                 .find(|&a| p.head(a) == verb && p.dep(a) == "prep")?;
-            let sign = match p.lemma(prep).as_str() {
-                "with" | "by" | "behind" | "alongside" => 1.0,
-                "against" => -1.0,
+            let sign = match (kind, p.lemma(prep).as_str()) {
+                (_, "with" | "behind") => 1.0,
+                (VerbKind::Position, "by" | "alongside") => 1.0,
+                (_, "against") => -1.0,
                 _ => return None,
             };
-            (clause_free).then(|| ())?;
             cue(sign, format!("'{lemma} {}'", p.lemma(prep)))
         }
+        VerbKind::Position | VerbKind::Copula => None,
         VerbKind::State { favor } | VerbKind::Attitude { favor } if about(top) && clause_free => {
             cue(if favor { 1.0 } else { -1.0 }, format!("'{lemma}'"))
         }

@@ -173,7 +173,7 @@ fn forms(name: &str, aliases: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn entity_forms<'a>(referents: &'a [Referent], id: &crate::pipeline::EntityId) -> Vec<String> {
+fn entity_forms(referents: &[Referent], id: &crate::pipeline::EntityId) -> Vec<String> {
     referents
         .iter()
         .find(|r| r.id == *id)

@@ -96,16 +96,44 @@ pub struct RelationExtractor {
 /// A mention in one sentence, with what it stands for.
 struct Mentioned {
     span: TextSpan,
-    holder: Option<(EntityId, String)>,
+    holder: Option<Holder>,
     target: RelationTarget,
 }
 
 /// A link the sentence model has to read.
 struct Said {
     sentence: usize,
-    holder: usize,
     target: usize,
+    holder: Holder,
+    /// Where the holder is named (possibly in another sentence, for a
+    /// quote that runs over several).
+    holder_span: TextSpan,
     verb: String,
+}
+
+/// Quotations of the text as byte ranges (after the opening mark, at the
+/// closing one): curly pairs, and straight double quotes taken in pairs.
+fn quotes(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut curly: Option<usize> = None;
+    let mut straight: Option<usize> = None;
+    for (i, c) in text.char_indices() {
+        match c {
+            '\u{201c}' => curly = Some(i + c.len_utf8()),
+            '\u{201d}' => {
+                if let Some(open) = curly.take() {
+                    out.push((open, i));
+                }
+            }
+            '"' => match straight.take() {
+                Some(open) => out.push((open, i)),
+                None => straight = Some(i + 1),
+            },
+            _ => {}
+        }
+    }
+    out.sort();
+    out
 }
 
 /// The referents (index, referent) mentioned in the document's first
@@ -275,9 +303,15 @@ fn prepare<'a>(
     })
 }
 
+/// A holder: its entity id and name.
+type Holder = (EntityId, String);
+
+/// One (holder, target) pair and its sentences' strengths and evidence.
+type Pair = (Holder, RelationTarget, Vec<(f32, Evidence)>);
+
 /// One read link, before aggregation.
 struct Found {
-    holder: (EntityId, String),
+    holder: Holder,
     target: RelationTarget,
     strength: f32,
     evidence: Evidence,
@@ -299,6 +333,7 @@ impl RelationExtractor {
     /// targets that are not entities; `reader` the sentence model, if any.
     pub fn extract(
         &self,
+        text: &str,
         doc: &Recognized,
         referents: &[Referent],
         topics: &[Target],
@@ -347,8 +382,9 @@ impl RelationExtractor {
                     }),
                     Reading::Said { verb } if !self.config.verb_patterns => said.push(Said {
                         sentence: k,
-                        holder,
                         target,
+                        holder: h.clone(),
+                        holder_span: s.mentioned[holder].span,
                         verb,
                     }),
                     Reading::Said { .. } => {}
@@ -356,10 +392,72 @@ impl RelationExtractor {
             }
         }
 
+        if !self.config.verb_patterns {
+            said.extend(self.quoted(text, &sentences));
+        }
         if let Some(reader) = reader.filter(|_| !said.is_empty()) {
             self.read_said(reader, &sentences, &said, &mut found)?;
         }
         Ok(self.aggregate(found))
+    }
+
+    /// What a speaker says in a quote that runs over several sentences:
+    /// every mention inside the quotation marks, outside the sentence that
+    /// names the speaker (whose own parse already reads its part), is
+    /// attributed to the speaker of the sentence where the quote closes
+    /// ("..., Zhao said.") or, failing that, where it opens ("Zhao said:
+    /// ...").
+    fn quoted(&self, text: &str, sentences: &[Prepared]) -> Vec<Said> {
+        let mut out = Vec::new();
+        for (open, close) in quotes(text) {
+            // The sentences are in text order: find the quote's by binary
+            // search.
+            let from = sentences.partition_point(|s| s.parse.sentence().span.end_byte <= open);
+            let covered: Vec<usize> = (from..sentences.len())
+                .take_while(|&k| sentences[k].parse.sentence().span.start_byte < close)
+                .collect();
+            if covered.len() < 2 {
+                continue;
+            }
+            let (first, last) = (covered[0], covered[covered.len() - 1]);
+            let outside_quote = |b: usize| b < open || b >= close;
+            let speaker = [last, first].into_iter().find_map(|k| {
+                let s = &sentences[k];
+                clauses::speakers(&s.parse, &s.items, &self.predicates)
+                    .into_iter()
+                    .find(|(h, verb)| {
+                        let byte = s.parse.sentence().tokens[*verb].span.start_byte;
+                        outside_quote(byte)
+                            && outside_quote(s.mentioned[*h].span.start_byte)
+                            && s.mentioned[*h].holder.is_some()
+                    })
+                    .map(|(h, verb)| (k, h, s.parse.text(verb).to_lowercase()))
+            });
+            let Some((speaker_sentence, h, verb)) = speaker else {
+                continue;
+            };
+            let holder_mention = &sentences[speaker_sentence].mentioned[h];
+            let Some(holder) = holder_mention.holder.clone() else {
+                continue;
+            };
+            for &k in covered.iter().filter(|&&k| k != speaker_sentence) {
+                let s = &sentences[k];
+                for (t, m) in s.mentioned.iter().enumerate() {
+                    let within = m.span.start_byte >= open && m.span.end_byte <= close;
+                    let own = m.holder.as_ref().is_some_and(|x| x.0 == holder.0);
+                    if within && !own {
+                        out.push(Said {
+                            sentence: k,
+                            target: t,
+                            holder: holder.clone(),
+                            holder_span: holder_mention.span,
+                            verb: verb.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Who "we" is: the government or organisation that is most often the
@@ -450,9 +548,7 @@ impl RelationExtractor {
                 continue;
             };
             let s = &sentences[x.sentence];
-            let (Some(h), t) = (&s.mentioned[x.holder].holder, &s.mentioned[x.target]) else {
-                continue;
-            };
+            let (h, t) = (&x.holder, &s.mentioned[x.target]);
             let strength = self.config.said_weight * (probs.favor - probs.against);
             found.push(Found {
                 holder: h.clone(),
@@ -460,7 +556,7 @@ impl RelationExtractor {
                 strength,
                 evidence: evidence(
                     s.parse.sentence(),
-                    &[s.mentioned[x.holder].span, t.span],
+                    &[x.holder_span, t.span],
                     strength,
                     format!(
                         "{} -> {}: what '{}' reports; model: favor {:.2}, against {:.2}, neutral {:.2}",
@@ -480,8 +576,7 @@ impl RelationExtractor {
 
     /// One relation per (holder, target): the mean strength, thresholded.
     fn aggregate(&self, found: Vec<Found>) -> Vec<Relation> {
-        let mut groups: Vec<((EntityId, String), RelationTarget, Vec<(f32, Evidence)>)> =
-            Vec::new();
+        let mut groups: Vec<Pair> = Vec::new();
         for f in found {
             match groups
                 .iter_mut()

@@ -20,6 +20,8 @@ pub(crate) enum VerbKind {
     State { favor: bool },
     /// "X imposed sanctions on Y": the object is a harm done to Y.
     Inflict,
+    /// "X is against Y": a copula whose preposition decides.
+    Copula,
     /// An attitude noun held by its possessor: "X's support for Y". Not in
     /// the file as a verb; the nouns of kind favor-noun / against-noun.
     Attitude { favor: bool },
@@ -83,6 +85,7 @@ impl Predicates {
                     .insert(lemma.to_string(), VerbKind::Position)
                     .is_some(),
                 "inflict" => verbs.insert(lemma.to_string(), VerbKind::Inflict).is_some(),
+                "copula" => verbs.insert(lemma.to_string(), VerbKind::Copula).is_some(),
                 "favor-state" => verbs
                     .insert(lemma.to_string(), VerbKind::State { favor: true })
                     .is_some(),
