@@ -18,7 +18,6 @@ use article_analyzer::stance::eval::{newsmtsc, Scores};
 use article_analyzer::stance::learned::encoder::SentenceInput;
 use article_analyzer::stance::learned::{LearnedStance, Mode, ModelPaths};
 use article_analyzer::stance::LexiconStance;
-use tokio_stream::StreamExt;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -154,27 +153,12 @@ fn devtest_rw_sentence_f1m_stays_above_its_floor() {
 #[tokio::test]
 async fn the_sample_article_through_a_real_server_favours_china_and_russia() {
     let server = common::start(Default::default()).await;
-    let mut client = server.client().await;
-    let request = pb::AnalyzeRequest {
-        request_id: "sample".into(),
-        text: common::sample_article(),
-        options: Some(pb::AnalyzeOptions {
-            entity_labels: vec![],
-            stance: Some(pb::StanceOptions {
-                mode: pb::stance_options::Mode::Explicit as i32,
-                targets: vec!["China".into(), "Russia".into(), "United States".into()],
-                max_targets: 0,
-            }),
-        }),
-    };
-    let events: Vec<pb::AnalyzeEvent> = client
-        .analyze(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .unwrap();
+    let request = common::explicit_request(
+        "sample",
+        &common::sample_article(),
+        &["China", "Russia", "United States"],
+    );
+    let events = common::analyze_events(&server, request).await;
     let started = events
         .iter()
         .find_map(|e| match &e.event {

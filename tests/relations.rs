@@ -19,31 +19,11 @@ use std::path::PathBuf;
 use article_analyzer::proto as pb;
 use article_analyzer::relations::eval::{evaluate, EvalSet};
 use pb::analyze_event::Event;
-use tokio_stream::StreamExt;
 
 async fn sample_events(targets: &[&str]) -> Vec<pb::AnalyzeEvent> {
     let server = common::start(Default::default()).await;
-    let mut client = server.client().await;
-    let request = pb::AnalyzeRequest {
-        request_id: "sample".into(),
-        text: common::sample_article(),
-        options: Some(pb::AnalyzeOptions {
-            entity_labels: vec![],
-            stance: Some(pb::StanceOptions {
-                mode: pb::stance_options::Mode::Explicit as i32,
-                targets: targets.iter().map(|t| t.to_string()).collect(),
-                max_targets: 0,
-            }),
-        }),
-    };
-    client
-        .analyze(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .unwrap()
+    let request = common::explicit_request("sample", &common::sample_article(), targets);
+    common::analyze_events(&server, request).await
 }
 
 fn entities(events: &[pb::AnalyzeEvent]) -> &[pb::Entity] {
@@ -205,7 +185,6 @@ async fn the_sample_article_says_who_stands_where_through_a_real_server() {
 #[tokio::test]
 async fn without_stance_there_are_no_relations() {
     let server = common::start(Default::default()).await;
-    let mut client = server.client().await;
     let mut request = common::request("r", "The United States condemns Iran's attack on Israel.");
     request.options = Some(pb::AnalyzeOptions {
         entity_labels: vec![],
@@ -215,14 +194,7 @@ async fn without_stance_there_are_no_relations() {
             max_targets: 0,
         }),
     });
-    let events: Vec<pb::AnalyzeEvent> = client
-        .analyze(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .unwrap();
+    let events = common::analyze_events(&server, request).await;
     assert!(events
         .iter()
         .all(|e| !matches!(e.event, Some(Event::Relations(_)))));

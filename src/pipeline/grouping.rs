@@ -145,11 +145,12 @@ fn bump<'a>(counts: &mut Vec<(&'a str, usize)>, item: &'a str) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::text::TextSpan;
 
-    fn mention(text: &str, label: &str, at: usize) -> Mention {
+    /// A mention of `text` at byte (and code point) `at`, for tests.
+    pub(crate) fn mention(text: &str, label: &str, at: usize) -> Mention {
         Mention {
             text: text.into(),
             label: label.into(),

@@ -288,22 +288,10 @@ fn assign_salience(referents: &mut [Referent], doc: &Recognized) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::grouping::tests::mention;
     use super::*;
     use crate::pipeline::{group_mentions, Mention, Sentence};
     use crate::text::TextSpan;
-
-    fn mention(text: &str, label: &str, at: usize) -> Mention {
-        Mention {
-            text: text.into(),
-            label: label.into(),
-            span: TextSpan {
-                start_char: at,
-                end_char: at + text.len(),
-                start_byte: at,
-                end_byte: at + text.len(),
-            },
-        }
-    }
 
     fn doc(sentences: Vec<Vec<Mention>>) -> Recognized {
         Recognized {

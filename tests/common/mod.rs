@@ -57,6 +57,47 @@ pub fn request(id: &str, text: &str) -> article_analyzer::proto::AnalyzeRequest 
     }
 }
 
+/// An `Analyze` request whose stance targets are exactly `targets`.
+#[allow(dead_code)]
+pub fn explicit_request(
+    id: &str,
+    text: &str,
+    targets: &[&str],
+) -> article_analyzer::proto::AnalyzeRequest {
+    use article_analyzer::proto as pb;
+    pb::AnalyzeRequest {
+        request_id: id.to_string(),
+        text: text.to_string(),
+        options: Some(pb::AnalyzeOptions {
+            entity_labels: vec![],
+            stance: Some(pb::StanceOptions {
+                mode: pb::stance_options::Mode::Explicit as i32,
+                targets: targets.iter().map(|t| t.to_string()).collect(),
+                max_targets: 0,
+            }),
+        }),
+    }
+}
+
+/// Every event of one `Analyze` call, which must succeed.
+#[allow(dead_code)]
+pub async fn analyze_events(
+    server: &TestServer,
+    request: article_analyzer::proto::AnalyzeRequest,
+) -> Vec<article_analyzer::proto::AnalyzeEvent> {
+    use tokio_stream::StreamExt;
+    server
+        .client()
+        .await
+        .analyze(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .unwrap()
+}
+
 /// The sample article the README demo analyzes.
 pub fn sample_article() -> String {
     let path =
