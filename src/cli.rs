@@ -220,7 +220,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             )))
         };
         let models = args.models.clone();
-        let result = crate::server::serve(
+        let serving = crate::server::serve(
             listener,
             crate::server::ServeOptions {
                 config: args.server,
@@ -228,12 +228,23 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             },
             move || crate::backend::load_pipeline(&models),
             crate::server::shutdown_signal(),
-        )
-        .await;
-        if let Some(exporter) = exporter {
-            exporter.abort();
+        );
+        match exporter {
+            None => serving.await,
+            // A metrics port that can no longer accept stops the server
+            // with its error, rather than leaving a replica nobody sees.
+            Some(mut exporter) => {
+                let result = tokio::select! {
+                    result = serving => result,
+                    ended = &mut exporter => Err(match ended {
+                        Ok(e) => anyhow::Error::new(e).context("the metrics endpoint stopped accepting"),
+                        Err(e) => anyhow::Error::new(e).context("the metrics endpoint task failed"),
+                    }),
+                };
+                exporter.abort();
+                result
+            }
         }
-        result
     });
     // Work still on blocking threads (a model load cut short by SIGTERM, an
     // analysis past the drain time) must not hold the exit: the drain

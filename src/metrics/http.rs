@@ -30,10 +30,11 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves the exposition of `metrics` on `listener` until the task is
-/// dropped (or the accept loop meets an error it cannot survive, which it
-/// logs).
-pub async fn serve_http(listener: TcpListener, metrics: Arc<Metrics>) {
-    let (_acceptor, incoming) = Acceptor::start(
+/// dropped. Returns only when the accept loop meets an error it cannot
+/// survive, with that error: the caller decides (`serve` stops the
+/// process, since a replica whose metrics died would go on unobserved).
+pub async fn serve_http(listener: TcpListener, metrics: Arc<Metrics>) -> std::io::Error {
+    let (mut acceptor, incoming) = Acceptor::start(
         listener,
         AcceptOptions {
             max_connections: MAX_CONNECTIONS,
@@ -43,7 +44,19 @@ pub async fn serve_http(listener: TcpListener, metrics: Arc<Metrics>) {
         metrics.clone(),
     );
     let mut incoming = std::pin::pin!(incoming);
-    while let Some(Ok(conn)) = incoming.next().await {
+    loop {
+        let conn = tokio::select! {
+            fatal = &mut acceptor.fatal => {
+                return fatal.unwrap_or_else(|_| {
+                    std::io::Error::other("the metrics accept loop ended")
+                });
+            }
+            next = incoming.next() => match next {
+                Some(Ok(conn)) => conn,
+                Some(Err(e)) => return e,
+                None => return std::io::Error::other("the metrics accept loop ended"),
+            },
+        };
         let metrics = metrics.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
