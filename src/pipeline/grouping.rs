@@ -10,7 +10,7 @@ use super::types::{Entity, Mention};
 
 /// The key two mentions must share to be one entity: lowercase text without
 /// a leading "the", a trailing possessive, or repeated whitespace.
-fn key(text: &str) -> String {
+pub(crate) fn key(text: &str) -> String {
     let mut t = text.trim();
     for possessive in ["'s", "’s", "'", "’"] {
         if let Some(stripped) = t.strip_suffix(possessive) {
@@ -92,20 +92,12 @@ pub fn group_mentions<'a>(mentions: impl IntoIterator<Item = &'a Mention>) -> Ve
 }
 
 fn entity_from(mentions: &[&Mention]) -> Entity {
-    let mut label_counts: Vec<(&str, usize)> = Vec::new();
     let mut text_counts: Vec<(&str, usize)> = Vec::new();
     for m in mentions {
-        bump(&mut label_counts, &m.label);
         bump(&mut text_counts, &m.text);
     }
-    // Most frequent label, the first seen on ties.
-    let label = label_counts
-        .iter()
-        .fold(None::<(&str, usize)>, |best, &(l, n)| match best {
-            Some((_, bn)) if bn >= n => best,
-            _ => Some((l, n)),
-        })
-        .map(|(l, _)| l.to_string())
+    let label = most_frequent(mentions.iter().map(|m| m.label.as_str()))
+        .map(str::to_string)
         .unwrap_or_default();
     // Longest text without a possessive, then most frequent, then first seen.
     let canonical = text_counts
@@ -137,11 +129,26 @@ fn key_len(text: &str) -> usize {
     }
 }
 
-fn bump<'a>(counts: &mut Vec<(&'a str, usize)>, item: &'a str) {
+fn bump<T: PartialEq>(counts: &mut Vec<(T, usize)>, item: T) {
     match counts.iter_mut().find(|(t, _)| *t == item) {
         Some((_, n)) => *n += 1,
         None => counts.push((item, 1)),
     }
+}
+
+/// The most frequent item; the first seen wins a tie.
+pub(crate) fn most_frequent<T: PartialEq + Copy>(items: impl IntoIterator<Item = T>) -> Option<T> {
+    let mut counts: Vec<(T, usize)> = Vec::new();
+    for item in items {
+        bump(&mut counts, item);
+    }
+    counts
+        .into_iter()
+        .fold(None::<(T, usize)>, |best, (t, n)| match best {
+            Some((_, bn)) if bn >= n => best,
+            _ => Some((t, n)),
+        })
+        .map(|(t, _)| t)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use grouping::group_mentions;
+pub(crate) use grouping::{key as mention_key, most_frequent};
 pub use referents::{referents, EntityId, Referent};
 pub use syntax::SentenceParse;
 pub use types::*;
@@ -305,11 +306,12 @@ impl Pipeline {
         let t = Instant::now();
         let mut stance_count = 0;
         let mut targets = Vec::new();
+        let mut ids = Vec::new();
         if let Some(classifier) = &self.stance {
             targets = select_targets(&options.stance, &groups, text, &|m| {
                 classifier.canonical_name(m).map(|c| c.name)
             });
-            let ids = entity_ids(&targets, &referents);
+            ids = entity_ids(&targets, &referents);
             classifier.classify_all(&doc, text, &targets, &mut |mut stance| {
                 stance.entity_id = ids.get(stance_count).cloned().flatten();
                 stance_count += 1;
@@ -328,7 +330,6 @@ impl Pipeline {
         {
             let _span = tracing::info_span!("relations").entered();
             let t = Instant::now();
-            let ids = entity_ids(&targets, &referents);
             let topics: Vec<Target> = targets
                 .into_iter()
                 .zip(ids)

@@ -32,6 +32,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::grouping::{key, most_frequent};
 use super::syntax::SentenceParse;
 use super::types::{AliasKind, CanonicalName, Entity, Recognized};
 use super::STANCE_WORTHY_LABELS;
@@ -138,55 +139,46 @@ pub fn referents(
 /// organisation) joins "Wang Yi" when no other person is a Wang. Where the
 /// label was not PERSON the merge is marked uncertain.
 fn fold_surnames(merged: &mut Merging) {
-    let words = |e: &Entity| -> Vec<String> {
-        e.canonical_text
-            .split_whitespace()
-            .map(|w| without_possessive(w).to_lowercase())
-            .collect()
-    };
-    let mut k = 0;
-    while k < merged.len() {
-        let (name, members) = &merged[k];
+    // First and last words of multi-word persons -> the entries holding
+    // them. A one-word entry owns nothing, so folding never changes this.
+    let mut owners: HashMap<String, Vec<usize>> = HashMap::new();
+    for (j, (_, members)) in merged.iter().enumerate() {
+        for (e, _) in members.iter().filter(|(e, _)| e.label == "PERSON") {
+            let k = key(&e.canonical_text);
+            let words: Vec<&str> = k.split(' ').collect();
+            if let [first, .., last] = words.as_slice() {
+                for w in [first, last] {
+                    let entries = owners.entry(w.to_string()).or_default();
+                    if !entries.contains(&j) {
+                        entries.push(j);
+                    }
+                }
+            }
+        }
+    }
+    let mut moves: Vec<(usize, usize)> = Vec::new(); // (one-word entry, owner)
+    for (k, (name, members)) in merged.iter().enumerate() {
         let single = name.is_none()
             && members.len() == 1
             && matches!(members[0].0.label.as_str(), "PERSON" | "ORG")
             && !members[0].0.canonical_text.contains(char::is_whitespace);
         if !single {
-            k += 1;
             continue;
         }
-        let group = members[0].0;
-        let word = without_possessive(&group.canonical_text).to_lowercase();
-        let owners: Vec<usize> = merged
-            .iter()
-            .enumerate()
-            .filter(|(j, (_, ms))| {
-                *j != k
-                    && ms.iter().any(|(e, _)| {
-                        let w = words(e);
-                        e.label == "PERSON"
-                            && w.len() >= 2
-                            && (w.first() == Some(&word) || w.last() == Some(&word))
-                    })
-            })
-            .map(|(j, _)| j)
-            .collect();
-        if let [owner] = owners.as_slice() {
-            let uncertain = group.label != "PERSON";
-            let owner = *owner;
-            merged[owner].1.push((group, uncertain));
-            merged.remove(k);
-        } else {
-            k += 1;
+        if let Some([owner]) = owners
+            .get(&key(&members[0].0.canonical_text))
+            .map(Vec::as_slice)
+        {
+            moves.push((k, *owner));
         }
     }
-}
-
-fn without_possessive(word: &str) -> &str {
-    ["'s", "’s", "'", "’"]
-        .iter()
-        .find_map(|p| word.strip_suffix(p))
-        .unwrap_or(word)
+    for &(k, owner) in &moves {
+        let group = merged[k].1[0].0;
+        merged[owner].1.push((group, group.label != "PERSON"));
+    }
+    for &(k, _) in moves.iter().rev() {
+        merged.remove(k);
+    }
 }
 
 fn combine(name: Option<String>, members: &[(&Entity, bool)]) -> Referent {
@@ -209,27 +201,14 @@ fn combine(name: Option<String>, members: &[(&Entity, bool)]) -> Referent {
         }
     }
     mentions.sort_by_key(|(s, _, _)| s.start_byte);
-    let mut labels: Vec<(&str, usize)> = Vec::new();
     let mut aliases: Vec<String> = Vec::new();
-    for (_, text, label) in &mentions {
-        if let Some(label) = label {
-            match labels.iter_mut().find(|(l, _)| l == label) {
-                Some((_, n)) => *n += 1,
-                None => labels.push((label, 1)),
-            }
-        }
+    for (_, text, _) in &mentions {
         if !aliases.iter().any(|a| a == text) {
             aliases.push(text.to_string());
         }
     }
-    // Most frequent label; the first seen wins a tie.
-    let label = labels
-        .iter()
-        .fold(None::<(&str, usize)>, |best, &(l, n)| match best {
-            Some((_, bn)) if bn >= n => best,
-            _ => Some((l, n)),
-        })
-        .map_or(String::new(), |(l, _)| l.to_string());
+    let label = most_frequent(mentions.iter().filter_map(|(_, _, label)| *label))
+        .map_or(String::new(), str::to_string);
     let canonical_text = name.unwrap_or_else(|| members[0].0.canonical_text.clone());
     Referent {
         id: EntityId::nth(0),
