@@ -15,7 +15,8 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::pipeline::{
-    Analysis, AnalyzeOptions, Pipeline, Referent, Relation, RelationTarget, StanceLabel, StanceMode,
+    mention_key, Analysis, AnalyzeOptions, Pipeline, Referent, Relation, RelationTarget,
+    StanceLabel, StanceMode,
 };
 
 /// One gold triple, as `eval/relations/GUIDELINE.md` describes.
@@ -153,23 +154,10 @@ pub struct Report {
     pub lines: Vec<String>,
 }
 
-fn norm(s: &str) -> String {
-    let mut t = s.trim();
-    for p in ["'s", "’s", "'", "’"] {
-        if let Some(x) = t.strip_suffix(p) {
-            t = x.trim_end();
-            break;
-        }
-    }
-    let lower = t.to_lowercase();
-    let lower = lower.strip_prefix("the ").unwrap_or(&lower).to_string();
-    lower.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 fn forms(name: &str, aliases: &[String]) -> Vec<String> {
     std::iter::once(name)
         .chain(aliases.iter().map(String::as_str))
-        .map(norm)
+        .map(mention_key)
         .collect()
 }
 
@@ -180,7 +168,7 @@ fn entity_forms(referents: &[Referent], id: &crate::pipeline::EntityId) -> Vec<S
         .map(|r| {
             std::iter::once(r.entity.canonical_text.as_str())
                 .chain(r.aliases.iter().map(String::as_str))
-                .map(norm)
+                .map(mention_key)
                 .collect()
         })
         .unwrap_or_default()
@@ -200,7 +188,7 @@ fn target_matches(r: &Relation, g: &Gold, referents: &[Referent]) -> bool {
             let ours = entity_forms(referents, entity_id);
             theirs.iter().any(|f| ours.contains(f))
         }
-        RelationTarget::Topic { name } => theirs.contains(&norm(name)),
+        RelationTarget::Topic { name } => theirs.contains(&mention_key(name)),
     }
 }
 
@@ -278,7 +266,7 @@ fn score_text(id: &str, gold: &[&Gold], analysis: &Analysis, report: &mut Report
     let mut gold_holders: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for g in gold {
         gold_holders
-            .entry(norm(&g.holder))
+            .entry(mention_key(&g.holder))
             .or_insert_with(|| forms(&g.holder, &g.holder_aliases));
     }
     let mut ours: Vec<&crate::pipeline::EntityId> =

@@ -42,11 +42,12 @@ mod predicates;
 pub mod render;
 mod sentences;
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use crate::pipeline::{
-    AnalysisError, EntityId, Evidence, MentionQuery, Probabilities, Recognized, Referent, Relation,
-    RelationTarget, StanceClassifier, StanceLabel, Target,
+    most_frequent, AnalysisError, EntityId, Evidence, MentionQuery, Probabilities, Recognized,
+    Referent, Relation, RelationTarget, StanceClassifier, StanceLabel, Target,
 };
 use crate::text::TextSpan;
 
@@ -177,12 +178,11 @@ impl RelationExtractor {
                 reading,
             } in clauses::links(&s.parse, &s.items, &self.predicates)
             {
-                let (Some(h), t) = (&s.mentioned[holder].holder, &s.mentioned[target]) else {
+                let (Some(h), t) = (s.mentioned[holder].holder(), &s.mentioned[target]) else {
                     continue;
                 };
                 match reading {
                     Reading::Cue { sign, note } => found.push(Found {
-                        holder: h.clone(),
                         target: t.target.clone(),
                         strength: sign,
                         evidence: evidence(
@@ -192,11 +192,12 @@ impl RelationExtractor {
                             format!("{} -> {}: {note}", h.1, t.target.name()),
                             None,
                         ),
+                        holder: h,
                     }),
                     Reading::Said { verb } if !self.config.verb_patterns => said.push(Said {
                         sentence: k,
                         target,
-                        holder: h.clone(),
+                        holder: h,
                         holder_span: s.mentioned[holder].span,
                         verb,
                     }),
@@ -242,7 +243,7 @@ impl RelationExtractor {
                         let byte = s.parse.sentence().tokens[*verb].span.start_byte;
                         outside_quote(byte)
                             && outside_quote(s.mentioned[*h].span.start_byte)
-                            && s.mentioned[*h].holder.is_some()
+                            && s.mentioned[*h].holder().is_some()
                     })
                     .map(|(h, verb)| (k, h, s.parse.text(verb).to_lowercase()))
             });
@@ -250,14 +251,14 @@ impl RelationExtractor {
                 continue;
             };
             let holder_mention = &sentences[speaker_sentence].mentioned[h];
-            let Some(holder) = holder_mention.holder.clone() else {
+            let Some(holder) = holder_mention.holder() else {
                 continue;
             };
             for &k in covered.iter().filter(|&&k| k != speaker_sentence) {
                 let s = &sentences[k];
                 for (t, m) in s.mentioned.iter().enumerate() {
                     let within = m.span.start_byte >= open && m.span.end_byte <= close;
-                    let own = m.holder.as_ref().is_some_and(|x| x.0 == holder.0);
+                    let own = m.target.entity_id() == Some(&holder.0);
                     if within && !own {
                         out.push(Said {
                             sentence: k,
@@ -283,28 +284,16 @@ impl RelationExtractor {
         referents: &[Referent],
         doc: &Recognized,
     ) -> Option<usize> {
-        let mut counts: Vec<(usize, usize)> = Vec::new();
-        for s in sentences {
-            for h in clauses::predicate_holders(&s.parse, &s.items, &self.predicates) {
-                let key = s.items[h].key;
-                let label = referents.get(key).map(|r| r.entity.label.as_str());
-                if !matches!(label, Some("GPE" | "ORG")) {
-                    continue;
-                }
-                match counts.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, n)) => *n += 1,
-                    None => counts.push((key, 1)),
-                }
-            }
-        }
         // Most often; the first seen wins a tie.
-        let most = counts
-            .iter()
-            .fold(None::<(usize, usize)>, |best, &(k, n)| match best {
-                Some((_, bn)) if bn >= n => best,
-                _ => Some((k, n)),
-            })
-            .map(|(k, _)| k);
+        let most = most_frequent(sentences.iter().flat_map(|s| {
+            clauses::predicate_holders(&s.parse, &s.items, &self.predicates)
+                .into_iter()
+                .map(|h| s.items[h].key)
+                .filter(|&key| {
+                    let label = referents.get(key).map(|r| r.entity.label.as_str());
+                    matches!(label, Some("GPE" | "ORG"))
+                })
+        }));
         most.or_else(|| {
             first_sentence_referents(referents, doc)
                 .filter(|(_, r)| matches!(r.entity.label.as_str(), "GPE" | "ORG"))
@@ -390,13 +379,14 @@ impl RelationExtractor {
     /// One relation per (holder, target): the mean strength, thresholded.
     fn aggregate(&self, found: Vec<Found>) -> Vec<Relation> {
         let mut groups: Vec<Pair> = Vec::new();
+        let mut index: HashMap<(EntityId, RelationTarget), usize> = HashMap::new();
         for f in found {
-            match groups
-                .iter_mut()
-                .find(|(h, t, _)| h.0 == f.holder.0 && *t == f.target)
-            {
-                Some((_, _, items)) => items.push((f.strength, f.evidence)),
-                None => groups.push((f.holder, f.target, vec![(f.strength, f.evidence)])),
+            match index.entry((f.holder.0.clone(), f.target.clone())) {
+                Entry::Occupied(at) => groups[*at.get()].2.push((f.strength, f.evidence)),
+                Entry::Vacant(slot) => {
+                    slot.insert(groups.len());
+                    groups.push((f.holder, f.target, vec![(f.strength, f.evidence)]));
+                }
             }
         }
         let mut out = Vec::new();

@@ -89,19 +89,23 @@ pub fn dot(relations: &[Relation], stances: &[Stance]) -> String {
             matches!(r.target, RelationTarget::Topic { .. }),
         );
     }
-    let decided: Vec<&Stance> = stances
+    // The article's decided stances, each with its target's node.
+    let decided: Vec<(&Stance, String)> = stances
         .iter()
         .filter(|s| s.label != StanceLabel::Neutral)
+        .map(|s| {
+            let id = s
+                .entity_id
+                .as_ref()
+                .map_or_else(|| format!("topic:{}", s.target), ToString::to_string);
+            (s, id)
+        })
         .collect();
     if !decided.is_empty() {
         add("article".to_string(), "the article", false);
     }
-    for s in &decided {
-        let id = s
-            .entity_id
-            .as_ref()
-            .map_or_else(|| format!("topic:{}", s.target), ToString::to_string);
-        add(id, &s.target, s.entity_id.is_none());
+    for (s, id) in &decided {
+        add(id.clone(), &s.target, s.entity_id.is_none());
     }
     for (id, label, topic) in &nodes {
         let shape = if id == "article" {
@@ -114,32 +118,33 @@ pub fn dot(relations: &[Relation], stances: &[Stance]) -> String {
         let _ = writeln!(out, "  {} [label={}{shape}];", quoted(id), quoted(label));
     }
     for r in relations {
-        let _ = writeln!(
-            out,
-            "  {} -> {} [color={}, fontcolor={}, penwidth={:.1}, label={}];",
-            quoted(r.holder_id.as_str()),
-            quoted(&node_id(&r.target)),
-            quoted(color(r.label)),
-            quoted(color(r.label)),
-            1.0 + 3.0 * r.score,
-            quoted(&format!("{} {:.2}", r.label.as_str(), r.score)),
+        edge(
+            &mut out,
+            r.holder_id.as_str(),
+            &node_id(&r.target),
+            r.label,
+            r.score,
+            false,
         );
     }
-    for s in &decided {
-        let id = s
-            .entity_id
-            .as_ref()
-            .map_or_else(|| format!("topic:{}", s.target), ToString::to_string);
-        let _ = writeln!(
-            out,
-            "  \"article\" -> {} [style=dashed, color={}, fontcolor={}, penwidth={:.1}, label={}];",
-            quoted(&id),
-            quoted(color(s.label)),
-            quoted(color(s.label)),
-            1.0 + 3.0 * s.score,
-            quoted(&format!("{} {:.2}", s.label.as_str(), s.score)),
-        );
+    for (s, id) in &decided {
+        edge(&mut out, "article", id, s.label, s.score, true);
     }
     out.push_str("}\n");
     out
+}
+
+/// One edge coloured by `label`, as thick as `score`, labelled with both.
+fn edge(out: &mut String, from: &str, to: &str, label: StanceLabel, score: f32, dashed: bool) {
+    let _ = writeln!(
+        out,
+        "  {} -> {} [{}color={}, fontcolor={}, penwidth={:.1}, label={}];",
+        quoted(from),
+        quoted(to),
+        if dashed { "style=dashed, " } else { "" },
+        quoted(color(label)),
+        quoted(color(label)),
+        1.0 + 3.0 * score,
+        quoted(&format!("{} {:.2}", label.as_str(), score)),
+    );
 }

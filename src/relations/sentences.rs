@@ -14,8 +14,28 @@ use super::{Holder, HOLDER_LABELS, MAX_SENTENCE_MENTIONS, MAX_SENTENCE_TOKENS};
 /// A mention in one sentence, with what it stands for.
 pub(super) struct Mentioned {
     pub span: TextSpan,
-    pub holder: Option<Holder>,
     pub target: RelationTarget,
+}
+
+impl Mentioned {
+    /// A mention of referent `r`.
+    fn of(span: TextSpan, r: &Referent) -> Mentioned {
+        Mentioned {
+            span,
+            target: RelationTarget::Entity {
+                entity_id: r.id.clone(),
+                name: r.entity.canonical_text.clone(),
+            },
+        }
+    }
+
+    /// The holder it can be: an entity can, a topic cannot.
+    pub fn holder(&self) -> Option<Holder> {
+        match &self.target {
+            RelationTarget::Entity { entity_id, name } => Some((entity_id.clone(), name.clone())),
+            RelationTarget::Topic { .. } => None,
+        }
+    }
 }
 
 /// Quotations of the text as byte ranges (after the opening mark, at the
@@ -99,14 +119,8 @@ impl Prepared<'_> {
                 can_hold: true,
                 key,
             });
-            self.mentioned.push(Mentioned {
-                span: self.parse.sentence().tokens[t].span,
-                holder: Some((r.id.clone(), r.entity.canonical_text.clone())),
-                target: RelationTarget::Entity {
-                    entity_id: r.id.clone(),
-                    name: r.entity.canonical_text.clone(),
-                },
-            });
+            self.mentioned
+                .push(Mentioned::of(self.parse.sentence().tokens[t].span, r));
         }
     }
 }
@@ -137,21 +151,13 @@ pub(super) fn prepare<'a>(
         let Some(head) = parse.phrase_head(tokens.clone()) else {
             continue;
         };
-        let r = &referents[key];
         items.push(Item {
             tokens,
             head,
             can_hold: HOLDER_LABELS.contains(&m.label.as_str()),
             key,
         });
-        mentioned.push(Mentioned {
-            span: m.span,
-            holder: Some((r.id.clone(), r.entity.canonical_text.clone())),
-            target: RelationTarget::Entity {
-                entity_id: r.id.clone(),
-                name: r.entity.canonical_text.clone(),
-            },
-        });
+        mentioned.push(Mentioned::of(m.span, &referents[key]));
     }
     for (ti, topic) in topics.iter().enumerate() {
         if items.len() >= 2 * MAX_SENTENCE_MENTIONS {
@@ -197,7 +203,6 @@ pub(super) fn prepare<'a>(
             });
             mentioned.push(Mentioned {
                 span: *span,
-                holder: None,
                 target: RelationTarget::Topic {
                     name: topic.name.clone(),
                 },
