@@ -16,7 +16,6 @@ use article_analyzer::config::{Aggregation, Limits, TransformerConfig};
 use article_analyzer::proto as pb;
 use pb::analyze_event::Event;
 use serde_json::Value;
-use tokio_stream::StreamExt;
 
 /// Logits and hidden states agree with `transformers` within this.
 const TOLERANCE: f32 = 1e-4;
@@ -358,29 +357,12 @@ async fn analyze(
     text: &str,
     targets: &[&str],
 ) -> Vec<pb::AnalyzeEvent> {
-    let stance = (!targets.is_empty()).then(|| pb::StanceOptions {
-        mode: pb::stance_options::Mode::Explicit as i32,
-        targets: targets.iter().map(|t| t.to_string()).collect(),
-        max_targets: 0,
-    });
-    let request = pb::AnalyzeRequest {
-        request_id: "rust-bert".into(),
-        text: text.into(),
-        options: Some(pb::AnalyzeOptions {
-            entity_labels: Vec::new(),
-            stance,
-        }),
+    let request = if targets.is_empty() {
+        common::request("rust-bert", text)
+    } else {
+        common::explicit_request("rust-bert", text, targets)
     };
-    server
-        .client()
-        .await
-        .analyze(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .unwrap()
+    common::analyze_events(server, request).await
 }
 
 #[tokio::test]

@@ -19,12 +19,9 @@ use tokenizers::Tokenizer;
 use super::adapter::{Adapter, AdapterError};
 use super::bert::{Bert, BertConfig};
 
-/// One sentence and the byte ranges (within it) of the mentions to classify.
-#[derive(Debug, Clone)]
-pub struct SentenceInput<'a> {
-    pub text: &'a str,
-    pub mentions: Vec<(usize, usize)>,
-}
+/// One sentence and the byte ranges (within it) of the mentions to
+/// classify: the pipeline's [`MentionQuery`](crate::pipeline::MentionQuery).
+pub type SentenceInput<'a> = crate::pipeline::MentionQuery<'a>;
 
 /// Settings of the encoder that do not change what it computes for a
 /// sentence that fits.

@@ -477,16 +477,9 @@ impl StanceClassifier for LearnedStance {
         &self,
         queries: &[MentionQuery],
     ) -> Option<Result<Vec<Vec<Option<Probabilities>>>, AnalysisError>> {
-        let batch: Vec<SentenceInput> = queries
-            .iter()
-            .map(|q| SentenceInput {
-                text: q.text,
-                mentions: q.mentions.clone(),
-            })
-            .collect();
         Some(
             self.encoder
-                .classify(&batch)
+                .classify(queries)
                 .map_err(AnalysisError::Model)
                 .map(|sentences| {
                     sentences
