@@ -1,6 +1,6 @@
 //! Per-sentence scoring: what one sentence says about the target.
 //!
-//! [`SentenceScorer::score`] tokenizes a sentence, finds the target's
+//! [`SentenceScorer::score`] reads a sentence's tokens, finds the target's
 //! mentions and the other entities in it, works out the modifiers that
 //! apply (contrast words, quotation, reported speech and who the speaker
 //! is), then sums the pieces of evidence: the stance cues' (in
@@ -17,7 +17,7 @@ use super::lexicon::{self, Lexicon, Role};
 use super::quotes::{cfg_min_quote, quote_mask};
 use super::syntax::Parse;
 use super::targets::{EntityRange, Occurrence, TargetMatcher};
-use super::tokens::{tokenize, Token, TokenKind};
+use super::tokens::{from_sentence, tokenize, Token, TokenKind};
 
 /// One thing in a sentence that moved the score.
 #[derive(Debug, Clone)]
@@ -193,7 +193,9 @@ impl SentenceScorer<'_> {
     /// target.
     pub(super) fn score(&self, sentence: &Sentence, text: &str) -> Option<SentenceScore> {
         let (stext, offset) = sentence_text(sentence, text);
-        let tokens = tokenize(stext);
+        let tokens = offset
+            .and_then(|off| from_sentence(sentence, off))
+            .unwrap_or_else(|| tokenize(stext));
         if tokens.is_empty() {
             return None;
         }

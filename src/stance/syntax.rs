@@ -1,8 +1,10 @@
 //! Dependency-parse scoping: which target a cue is about.
 //!
 //! When the recognizer ran spaCy's parser, every token of a [`Sentence`]
-//! carries its dependency label and head. This module maps the engine's own
-//! word tokens onto those tokens and answers the questions the engine asks:
+//! carries its dependency label and head. The engine's tokens are those
+//! same tokens (less whitespace; see [`super::tokens`]), so each lies in
+//! exactly one parse token; the map is found by offsets (a binary search),
+//! which serves the fallback tokenizer too. The module answers the questions the engine asks:
 //! is the target the cue's object (inside its argument subtree: "condemned
 //! Y", "sanctions on Y"), its subject or possessor ("X invaded", "X's
 //! aggression", "aggression by X"), and how far apart in the tree are they.

@@ -1,10 +1,17 @@
-//! A small word tokenizer for stance scoping.
+//! The engine's tokens: offsets, a normal form and word positions.
 //!
-//! Words are runs of letters and digits; "U.S."-style acronyms keep their
+//! When the recognizer tokenized the sentence (it always does in the
+//! service), [`from_sentence`] reads its tokens, so cues, names and the parse
+//! speak of the same words. Only a sentence that carries no tokens (a
+//! caller-built [`Recognized`](crate::pipeline::Recognized), or offsets that
+//! do not slice the text) falls back to [`tokenize`], a small word tokenizer:
+//! words are runs of letters and digits; "U.S."-style acronyms keep their
 //! dots, "n't" and "'s"-style clitics are split off, hyphens and other
-//! punctuation are tokens of their own. Offsets are bytes of the tokenized
-//! string. Once a dependency parse is available, its tokens can replace
-//! these: the engine only needs offsets, a normal form and word positions.
+//! punctuation are tokens of their own. The lexicons' phrases are always
+//! split by [`tokenize`]; on the words they hold the two agree.
+//! Offsets are bytes of the sentence's text.
+
+use crate::pipeline::Sentence;
 
 /// What a token is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +61,44 @@ pub(crate) fn normalize(s: &str) -> String {
         .map(|c| if is_apostrophe(c) { '\'' } else { c })
         .flat_map(char::to_lowercase)
         .collect()
+}
+
+/// The recognizer's tokens of `sentence`, which starts at byte `offset` of
+/// the document, as engine tokens; `None` when it carries none or they do
+/// not lie inside it. Whitespace tokens are left out.
+pub(crate) fn from_sentence(sentence: &Sentence, offset: usize) -> Option<Vec<Token>> {
+    let len = sentence.text.len();
+    let mut tokens = Vec::with_capacity(sentence.tokens.len());
+    let mut word = 0;
+    for t in &sentence.tokens {
+        let start = t.span.start_byte.checked_sub(offset)?;
+        let end = t.span.end_byte.checked_sub(offset)?;
+        if end > len || start >= end {
+            return None;
+        }
+        if t.text.chars().all(char::is_whitespace) {
+            continue;
+        }
+        let norm = normalize(&t.text);
+        let mut chars = t.text.chars();
+        let kind = match (chars.next(), chars.next()) {
+            _ if norm == "'s" => TokenKind::Possessive,
+            (Some(c), None) if is_quote(c) || is_apostrophe(c) => TokenKind::Quote,
+            _ if t.text.chars().any(char::is_alphanumeric) => TokenKind::Word,
+            _ => TokenKind::Punct,
+        };
+        tokens.push(Token {
+            start,
+            end,
+            norm,
+            kind,
+            word,
+        });
+        if kind == TokenKind::Word {
+            word += 1;
+        }
+    }
+    (!tokens.is_empty()).then_some(tokens)
 }
 
 const CLITICS: &[&str] = &["'s", "'re", "'ve", "'ll", "'d", "'m"];
@@ -187,6 +232,96 @@ mod tests {
                 "26", ".", "4"
             ]
         );
+    }
+
+    /// A sentence at byte `offset` of a document, tokenized as `pieces`
+    /// (each with the whitespace after it).
+    fn sentence(offset: usize, pieces: &[(&str, bool)]) -> Sentence {
+        use crate::pipeline::TokenInfo;
+        use crate::text::TextSpan;
+        let mut text = String::new();
+        let mut tokens = Vec::new();
+        for (piece, space) in pieces {
+            let start = offset + text.len();
+            text.push_str(piece);
+            let span = TextSpan {
+                start_byte: start,
+                end_byte: offset + text.len(),
+                ..TextSpan::default()
+            };
+            if *space {
+                text.push(' ');
+            }
+            tokens.push(TokenInfo {
+                text: piece.to_string(),
+                span,
+                whitespace: *space,
+                tag: None,
+                pos: None,
+                dep: None,
+                head: None,
+                lemma: None,
+            });
+        }
+        Sentence {
+            index: 0,
+            span: TextSpan {
+                start_byte: offset,
+                end_byte: offset + text.len(),
+                ..TextSpan::default()
+            },
+            text,
+            mentions: Vec::new(),
+            first_token: 0,
+            tokens,
+        }
+    }
+
+    #[test]
+    fn the_recognizers_tokens_are_read_with_their_kinds_and_word_positions() {
+        let s = sentence(
+            10,
+            &[
+                ("“", false),
+                ("Russia", false),
+                ("’s", true),
+                ("allies", false),
+                ("”", true),
+                ("\n\n", false),
+                ("do", false),
+                ("n't", true),
+                ("Russia-1", false),
+                (".", false),
+            ],
+        );
+        let toks = from_sentence(&s, 10).expect("tokens inside the sentence");
+        let got: Vec<(&str, TokenKind, usize)> = toks
+            .iter()
+            .map(|t| (t.norm.as_str(), t.kind, t.word))
+            .collect();
+        use TokenKind::*;
+        assert_eq!(
+            got,
+            [
+                ("“", Quote, 0),
+                ("russia", Word, 0),
+                ("'s", Possessive, 1),
+                ("allies", Word, 1),
+                ("”", Quote, 2),
+                ("do", Word, 2),
+                ("n't", Word, 3),
+                ("russia-1", Word, 4),
+                (".", Punct, 5),
+            ]
+        );
+        for t in &toks {
+            assert_eq!(
+                s.text.get(t.start..t.end).map(normalize).as_deref(),
+                Some(t.norm.as_str())
+            );
+        }
+        // Offsets that do not lie inside the sentence are not trusted.
+        assert!(from_sentence(&s, 11).is_none());
     }
 
     #[test]
