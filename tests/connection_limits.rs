@@ -118,7 +118,29 @@ async fn a_second_call_on_a_full_connection_waits_for_the_first() {
             })
             .await
     });
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // A third call on a connection of its own, started after the second,
+    // goes through the server and back; the second, already sent on a
+    // connection that was open, had at least that long to arrive. The
+    // server's metrics then show that only the third reached it.
+    let third = server
+        .client()
+        .await
+        .analyze_document(common::request("third", "Olaf Scholz visited Warsaw."))
+        .await
+        .expect("a call on another connection runs");
+    assert_eq!(third.into_inner().request_id, "third");
+    let text = server.metrics.render();
+    let sample = |series: &str| article_analyzer::metrics::sample(&text, series);
+    assert_eq!(
+        sample("article_analyzer_rpc_requests_total{code=\"OK\",rpc=\"AnalyzeDocument\"}"),
+        Some(1.0),
+        "only the third call reached the server"
+    );
+    assert_eq!(
+        sample("article_analyzer_rpc_in_flight{rpc=\"AnalyzeDocument\"}"),
+        Some(0.0),
+        "the second call is not in progress on the server"
+    );
     assert!(
         !second_call.is_finished(),
         "the second call finished while the only stream was taken: {:?}",

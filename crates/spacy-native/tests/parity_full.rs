@@ -14,157 +14,15 @@ mod golden;
 
 use std::sync::OnceLock;
 
-use golden::{
-    doc_ents, golden_batch, golden_ents, golden_sents, read_json, strs, usizes, GOLDEN, SM,
-};
+use golden::{check_full, golden_batch, read_json, Tally, GOLDEN, SM};
 use serde_json::Value;
-use spacy_native::language::{Components, Doc, Language};
+use spacy_native::language::{Components, Language};
 
 fn language() -> &'static Language {
     static LANG: OnceLock<Language> = OnceLock::new();
     LANG.get_or_init(|| {
         Language::load_with(&SM.dir(), Components::FULL).expect("loading the model")
     })
-}
-
-#[derive(Default, Debug)]
-struct Tally {
-    texts: usize,
-    texts_equal: usize,
-    sents: (usize, usize),
-    tags: (usize, usize),
-    heads: (usize, usize),
-    deps: (usize, usize),
-    pos: (usize, usize),
-    lemmas: (usize, usize),
-    ents: (usize, usize),
-    mismatches: Vec<String>,
-}
-
-/// Counts matches of `got` against `want` position by position.
-fn count<T: PartialEq + std::fmt::Debug>(
-    what: &str,
-    name: &str,
-    got: &[T],
-    want: &[T],
-    acc: &mut (usize, usize),
-    mism: &mut Vec<String>,
-) -> bool {
-    acc.1 += want.len();
-    let mut ok = got.len() == want.len();
-    for (i, w) in want.iter().enumerate() {
-        if got.get(i) == Some(w) {
-            acc.0 += 1;
-        } else {
-            if ok && mism.len() < 40 {
-                mism.push(format!(
-                    "{name}: {what}[{i}] got {:?} want {w:?}",
-                    got.get(i)
-                ));
-            }
-            ok = false;
-        }
-    }
-    ok
-}
-
-fn check(tally: &mut Tally, name: &str, golden: &Value, doc: &Doc) {
-    let full = &golden["full"];
-    let want_sents = golden_sents(&full["sents"]);
-    let want_heads = usizes(&full["head"]);
-    let want_ents = golden_ents(&full["ents"]);
-    let got_sents = doc.sents().unwrap_or_default();
-    let got_tags: Vec<String> = doc.tags.iter().flatten().map(|t| t.to_string()).collect();
-    let got_deps: Vec<String> = doc.deps.iter().flatten().map(|t| t.to_string()).collect();
-    let got_pos: Vec<String> = doc.pos.iter().flatten().map(|t| t.to_string()).collect();
-    let got_lemmas: Vec<String> = doc.lemmas.iter().flatten().map(|t| t.to_string()).collect();
-    let got_heads = doc.heads.clone().unwrap_or_default();
-    let got_ents = doc_ents(doc);
-    let m = &mut tally.mismatches;
-    let mut ok = true;
-    ok &= count("sents", name, &got_sents, &want_sents, &mut tally.sents, m);
-    ok &= count(
-        "tag",
-        name,
-        &got_tags,
-        &strs(&full["tag"]),
-        &mut tally.tags,
-        m,
-    );
-    ok &= count("head", name, &got_heads, &want_heads, &mut tally.heads, m);
-    ok &= count(
-        "dep",
-        name,
-        &got_deps,
-        &strs(&full["dep"]),
-        &mut tally.deps,
-        m,
-    );
-    ok &= count(
-        "pos",
-        name,
-        &got_pos,
-        &strs(&full["pos"]),
-        &mut tally.pos,
-        m,
-    );
-    ok &= count(
-        "lemma",
-        name,
-        &got_lemmas,
-        &strs(&full["lemma"]),
-        &mut tally.lemmas,
-        m,
-    );
-    // Entities: an entity counts when it is in both lists.
-    tally.ents.1 += want_ents.len().max(got_ents.len());
-    tally.ents.0 += want_ents.iter().filter(|e| got_ents.contains(e)).count();
-    if got_ents != want_ents {
-        ok = false;
-        if m.len() < 40 {
-            m.push(format!("{name}: ents got {got_ents:?} want {want_ents:?}"));
-        }
-    }
-    tally.texts += 1;
-    tally.texts_equal += usize::from(ok);
-}
-
-fn report(what: &str, t: &Tally) {
-    println!(
-        "{what}: sentences: {}/{}, tags: {}/{}, heads: {}/{}, deps: {}/{}, pos: {}/{}, lemmas: {}/{}, ents(full): {}/{} over {} texts ({} fully equal)",
-        t.sents.0,
-        t.sents.1,
-        t.tags.0,
-        t.tags.1,
-        t.heads.0,
-        t.heads.1,
-        t.deps.0,
-        t.deps.1,
-        t.pos.0,
-        t.pos.1,
-        t.lemmas.0,
-        t.lemmas.1,
-        t.ents.0,
-        t.ents.1,
-        t.texts,
-        t.texts_equal
-    );
-    for m in &t.mismatches {
-        println!("  {m}");
-    }
-}
-
-fn assert_all(what: &str, t: &Tally) {
-    report(what, t);
-    assert!(t.texts > 0);
-    assert_eq!(t.sents.0, t.sents.1, "{what}: sentence parity");
-    assert_eq!(t.tags.0, t.tags.1, "{what}: tag parity");
-    assert_eq!(t.heads.0, t.heads.1, "{what}: head parity");
-    assert_eq!(t.deps.0, t.deps.1, "{what}: dep parity");
-    assert_eq!(t.pos.0, t.pos.1, "{what}: pos parity");
-    assert_eq!(t.lemmas.0, t.lemmas.1, "{what}: lemma parity");
-    assert_eq!(t.ents.0, t.ents.1, "{what}: full-pipeline entity parity");
-    assert_eq!(t.texts_equal, t.texts, "{what}: texts fully equal");
 }
 
 #[test]
@@ -193,9 +51,9 @@ fn full_pipeline_on_spacy_tokens() {
     // One batch, as spaCy's nlp.pipe would; results must not depend on it.
     let docs = lang.process_tokens_batch(&texts, tokens);
     for ((name, g), doc) in goldens.iter().zip(&docs) {
-        check(&mut tally, name, g, doc);
+        check_full(&mut tally, name, g, doc);
     }
-    assert_all("spacy tokens", &tally);
+    tally.assert_all("en_core_web_sm full pipeline, spaCy tokens");
 }
 
 #[test]
@@ -205,9 +63,9 @@ fn full_pipeline_end_to_end() {
     for path in GOLDEN.files() {
         let g = read_json(&path);
         let doc = lang.process(g["text"].as_str().expect("text"));
-        check(&mut tally, &path.display().to_string(), &g, &doc);
+        check_full(&mut tally, &path.display().to_string(), &g, &doc);
     }
-    assert_all("end to end", &tally);
+    tally.assert_all("en_core_web_sm full pipeline, end to end");
 }
 
 /// Tagger + parser without the rule components: same tags, heads, deps,

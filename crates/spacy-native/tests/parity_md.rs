@@ -18,10 +18,9 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use golden::{
-    doc_ents, golden_batch, golden_ents, golden_sents, golden_tokens, strs, usizes, GOLDEN_MD, MD,
+    check_full, doc_ents, golden_batch, golden_ents, golden_tokens, Tally, GOLDEN_MD, MD,
 };
-use serde_json::Value;
-use spacy_native::language::{Components, Doc, Language};
+use spacy_native::language::{Components, Language};
 use spacy_native::ner::NerInput;
 use spacy_native::unicode::py_str_isspace;
 
@@ -40,63 +39,6 @@ fn full() -> &'static Language {
 fn ner_only() -> &'static Language {
     static LANG: OnceLock<Language> = OnceLock::new();
     LANG.get_or_init(|| load(Components::NER_ONLY))
-}
-
-/// Matches per field: (equal, total), and the first mismatches. Lists
-/// (entities included) are compared position by position.
-#[derive(Default)]
-struct Tally {
-    fields: Vec<(&'static str, usize, usize)>,
-    mismatches: Vec<String>,
-}
-
-impl Tally {
-    fn add<T: PartialEq + std::fmt::Debug>(
-        &mut self,
-        what: &'static str,
-        name: &str,
-        got: &[T],
-        want: &[T],
-    ) {
-        let idx = match self.fields.iter().position(|f| f.0 == what) {
-            Some(i) => i,
-            None => {
-                self.fields.push((what, 0, 0));
-                self.fields.len() - 1
-            }
-        };
-        let total = want.len().max(got.len());
-        let equal = want.iter().zip(got).filter(|(w, g)| w == g).count();
-        self.fields[idx].1 += equal;
-        self.fields[idx].2 += total;
-        if equal != total && self.mismatches.len() < 30 {
-            let i = want.iter().zip(got).position(|(w, g)| w != g);
-            let i = i.unwrap_or(want.len().min(got.len()));
-            self.mismatches.push(format!(
-                "{name}: {what}[{i}] got {:?} want {:?} (lengths {} / {})",
-                got.get(i),
-                want.get(i),
-                got.len(),
-                want.len()
-            ));
-        }
-    }
-
-    fn assert_all(&self, what: &str) {
-        let figures: Vec<String> = self
-            .fields
-            .iter()
-            .map(|(f, e, t)| format!("{f}: {e}/{t}"))
-            .collect();
-        println!("en_core_web_md {what}: {}", figures.join(", "));
-        for m in &self.mismatches {
-            println!("  {m}");
-        }
-        assert!(!self.fields.is_empty());
-        for (f, e, t) in &self.fields {
-            assert_eq!(e, t, "{what}: {f} parity");
-        }
-    }
 }
 
 #[test]
@@ -176,7 +118,7 @@ fn ner_only_parity() {
         e2e.add("tokens", &name, &got_toks, &want_toks);
         e2e.add("ents(ner only)", &name, &doc_ents(&doc), &want);
     }
-    spacy_toks.assert_all("NER only, spaCy tokens");
+    spacy_toks.assert_all("en_core_web_md NER only, spaCy tokens");
     assert!(
         vectors_matter > 0,
         "zero static vectors gave the same entities on every text"
@@ -184,32 +126,7 @@ fn ner_only_parity() {
     println!(
         "en_core_web_md without its static vectors: entities differ on {vectors_matter} texts"
     );
-    e2e.assert_all("NER only, end to end");
-}
-
-fn check_full(t: &mut Tally, name: &str, g: &Value, doc: &Doc) {
-    let full = &g["full"];
-    let want_sents = golden_sents(&full["sents"]);
-    let own = |v: &Option<Vec<std::sync::Arc<str>>>| -> Vec<String> {
-        v.iter().flatten().map(|s| s.to_string()).collect()
-    };
-    t.add("sents", name, &doc.sents().unwrap_or_default(), &want_sents);
-    t.add("tags", name, &own(&doc.tags), &strs(&full["tag"]));
-    t.add(
-        "heads",
-        name,
-        &doc.heads.clone().unwrap_or_default(),
-        &usizes(&full["head"]),
-    );
-    t.add("deps", name, &own(&doc.deps), &strs(&full["dep"]));
-    t.add("pos", name, &own(&doc.pos), &strs(&full["pos"]));
-    t.add("lemmas", name, &own(&doc.lemmas), &strs(&full["lemma"]));
-    t.add(
-        "ents(full)",
-        name,
-        &doc_ents(doc),
-        &golden_ents(&full["ents"]),
-    );
+    e2e.assert_all("en_core_web_md NER only, end to end");
 }
 
 #[test]
@@ -224,11 +141,11 @@ fn full_pipeline_parity() {
     for ((name, g), doc) in goldens.iter().zip(&docs) {
         check_full(&mut batch, name, g, doc);
     }
-    batch.assert_all("full pipeline, spaCy tokens");
+    batch.assert_all("en_core_web_md full pipeline, spaCy tokens");
     // End to end, one text at a time.
     let mut e2e = Tally::default();
     for ((name, g), text) in goldens.iter().zip(&texts) {
         check_full(&mut e2e, name, g, &lang.process(text));
     }
-    e2e.assert_all("full pipeline, end to end");
+    e2e.assert_all("en_core_web_md full pipeline, end to end");
 }

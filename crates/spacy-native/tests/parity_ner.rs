@@ -19,7 +19,7 @@ mod golden;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use golden::{golden_ents, golden_spans, golden_tokens, read_json, Span, GOLDEN, SM};
+use golden::{golden_ents, golden_spans, golden_tokens, read_json, Span, Tally, GOLDEN, SM};
 use serde_json::Value;
 use spacy_native::language::Language;
 use spacy_native::ner::NerInput;
@@ -31,17 +31,6 @@ fn language() -> &'static Language {
     LANG.get_or_init(|| Language::load(&SM.dir()).expect("loading the model"))
 }
 
-#[derive(Default)]
-struct Tally {
-    texts: usize,
-    tokens: usize,
-    attrs_equal: usize,
-    ents_golden: usize,
-    ents_equal: usize,
-    ents_ours: usize,
-    failures: Vec<String>,
-}
-
 /// Compares features and entities of one text and adds to the tally.
 fn check(
     lang: &Language,
@@ -51,25 +40,22 @@ fn check(
     golden: &Value,
     tally: &mut Tally,
 ) {
-    tally.texts += 1;
-    let g_tokens = golden["tokens"].as_array().expect("tokens");
+    let want_rows: Vec<Vec<u64>> = golden["tokens"]
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .map(|g| {
+            g["attrs"]
+                .as_array()
+                .expect("attrs")
+                .iter()
+                .map(|x| x.as_u64().expect("attr id"))
+                .collect()
+        })
+        .collect();
     let rows = lang.vocab().feature_rows(text, tokens);
-    tally.tokens += g_tokens.len();
-    for (i, g) in g_tokens.iter().enumerate() {
-        let want: Vec<u64> = g["attrs"]
-            .as_array()
-            .expect("attrs")
-            .iter()
-            .map(|x| x.as_u64().expect("attr id"))
-            .collect();
-        match rows.get(i) {
-            Some(r) if r[..] == want[..] => tally.attrs_equal += 1,
-            got => tally.failures.push(format!(
-                "{name}: token {i} {:?}: attrs {got:?} != {want:?}",
-                g["text"]
-            )),
-        }
-    }
+    let got_rows: Vec<Vec<u64>> = rows.iter().map(|r| r.to_vec()).collect();
+    tally.add("attrs", name, &got_rows, &want_rows);
     let is_space: Vec<bool> = tokens
         .iter()
         .map(|t| py_str_isspace(&text[t.start..t.end]))
@@ -93,38 +79,7 @@ fn check(
             )
         })
         .collect();
-    let want = golden_spans(&golden["ents_ner_only"]);
-    tally.ents_golden += want.len();
-    tally.ents_ours += ours.len();
-    tally.ents_equal += want.iter().filter(|e| ours.contains(e)).count();
-    if ours != want {
-        let missing: Vec<&Span> = want.iter().filter(|e| !ours.contains(e)).collect();
-        let extra: Vec<&Span> = ours.iter().filter(|e| !want.contains(e)).collect();
-        tally.failures.push(format!(
-            "{name}: entities differ; missing {missing:?}, extra {extra:?}"
-        ));
-    }
-}
-
-fn report(what: &str, t: &Tally) {
-    println!(
-        "{what}: entities: {}/{} equal over {} texts ({} predicted); attrs {}/{} tokens equal ({:.2}%)",
-        t.ents_equal,
-        t.ents_golden,
-        t.texts,
-        t.ents_ours,
-        t.attrs_equal,
-        t.tokens,
-        100.0 * t.attrs_equal as f64 / t.tokens.max(1) as f64
-    );
-    for f in t.failures.iter().take(30) {
-        println!("  {f}");
-    }
-    assert!(
-        t.failures.is_empty(),
-        "{what}: {} mismatches",
-        t.failures.len()
-    );
+    tally.add("ents", name, &ours, &golden_spans(&golden["ents_ner_only"]));
 }
 
 /// spaCy's tokens → our vocab features and NER.
@@ -139,7 +94,7 @@ fn golden_corpus_on_spacy_tokens() {
         let tokens = golden_tokens(lang, text, g["tokens"].as_array().expect("tokens"));
         check(lang, &name, text, &tokens, &g, &mut tally);
     }
-    report("spaCy tokens", &tally);
+    tally.assert_all("en_core_web_sm NER only, spaCy tokens");
 }
 
 /// End to end: our tokenizer → vocab features → NER.
@@ -179,7 +134,7 @@ fn golden_corpus_end_to_end() {
     for m in &token_mismatch {
         println!("  {m}");
     }
-    report("our tokenizer", &tally);
+    tally.assert_all("en_core_web_sm NER only, our tokenizer");
     assert!(
         token_mismatch.is_empty(),
         "{} texts tokenized differently",

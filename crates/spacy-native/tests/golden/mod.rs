@@ -264,3 +264,87 @@ pub fn doc_ents(doc: &Doc) -> Vec<(usize, usize, String)> {
         .map(|e| (e.start, e.end, e.label.to_string()))
         .collect()
 }
+
+/// Matches per field: (equal, total), and the first mismatches. Lists
+/// (entities included) are compared position by position.
+#[derive(Default)]
+pub struct Tally {
+    fields: Vec<(&'static str, usize, usize)>,
+    mismatches: Vec<String>,
+}
+
+impl Tally {
+    pub fn add<T: PartialEq + std::fmt::Debug>(
+        &mut self,
+        what: &'static str,
+        name: &str,
+        got: &[T],
+        want: &[T],
+    ) {
+        let idx = match self.fields.iter().position(|f| f.0 == what) {
+            Some(i) => i,
+            None => {
+                self.fields.push((what, 0, 0));
+                self.fields.len() - 1
+            }
+        };
+        let total = want.len().max(got.len());
+        let equal = want.iter().zip(got).filter(|(w, g)| w == g).count();
+        self.fields[idx].1 += equal;
+        self.fields[idx].2 += total;
+        if equal != total && self.mismatches.len() < 30 {
+            let i = want.iter().zip(got).position(|(w, g)| w != g);
+            let i = i.unwrap_or(want.len().min(got.len()));
+            self.mismatches.push(format!(
+                "{name}: {what}[{i}] got {:?} want {:?} (lengths {} / {})",
+                got.get(i),
+                want.get(i),
+                got.len(),
+                want.len()
+            ));
+        }
+    }
+
+    pub fn assert_all(&self, what: &str) {
+        let figures: Vec<String> = self
+            .fields
+            .iter()
+            .map(|(f, e, t)| format!("{f}: {e}/{t}"))
+            .collect();
+        println!("{what}: {}", figures.join(", "));
+        for m in &self.mismatches {
+            println!("  {m}");
+        }
+        assert!(!self.fields.is_empty());
+        for (f, e, t) in &self.fields {
+            assert_eq!(e, t, "{what}: {f} parity");
+        }
+    }
+}
+
+/// Adds the full pipeline's sentences, tags, heads, deps, POS, lemmas and
+/// entities of `doc` against the golden record `g` to `t`.
+pub fn check_full(t: &mut Tally, name: &str, g: &Value, doc: &Doc) {
+    let full = &g["full"];
+    let want_sents = golden_sents(&full["sents"]);
+    let own = |v: &Option<Vec<std::sync::Arc<str>>>| -> Vec<String> {
+        v.iter().flatten().map(|s| s.to_string()).collect()
+    };
+    t.add("sents", name, &doc.sents().unwrap_or_default(), &want_sents);
+    t.add("tags", name, &own(&doc.tags), &strs(&full["tag"]));
+    t.add(
+        "heads",
+        name,
+        &doc.heads.clone().unwrap_or_default(),
+        &usizes(&full["head"]),
+    );
+    t.add("deps", name, &own(&doc.deps), &strs(&full["dep"]));
+    t.add("pos", name, &own(&doc.pos), &strs(&full["pos"]));
+    t.add("lemmas", name, &own(&doc.lemmas), &strs(&full["lemma"]));
+    t.add(
+        "ents(full)",
+        name,
+        &doc_ents(doc),
+        &golden_ents(&full["ents"]),
+    );
+}
