@@ -6,11 +6,11 @@
 //! As in spaCy, all matches are found first on the unmodified doc, then
 //! applied sorted by (rule index, start, end), so later rules win.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use fancy_regex::Regex;
-use rmpv::Value;
 
 use super::error::ModelError;
 
@@ -69,61 +69,70 @@ pub struct AttributeRuler {
     rules: Vec<Rule>,
 }
 
-fn str_of(v: &Value) -> Option<&str> {
-    v.as_str()
+/// One entry of the patterns file, as spaCy writes it.
+#[derive(serde::Deserialize)]
+struct RuleEntry {
+    patterns: Vec<Vec<BTreeMap<String, PatternValue>>>,
+    attrs: BTreeMap<String, String>,
+    #[serde(default)]
+    index: i64,
 }
 
-fn map_get<'a>(m: &'a [(Value, Value)], key: &str) -> Option<&'a Value> {
-    m.iter()
-        .find(|(k, _)| k.as_str() == Some(key))
-        .map(|(_, v)| v)
+/// What a pattern token's key must be: a value, a flag, or one predicate.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum PatternValue {
+    Flag(bool),
+    Str(String),
+    Predicate(BTreeMap<String, PredicateArg>),
 }
 
-fn str_list(v: &Value) -> Result<Vec<String>, String> {
-    v.as_array()
-        .ok_or("IN/NOT_IN value is not a list")?
-        .iter()
-        .map(|s| {
-            str_of(s)
-                .map(str::to_owned)
-                .ok_or("IN/NOT_IN item is not a string")
-        })
-        .collect::<Result<_, _>>()
-        .map_err(str::to_owned)
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum PredicateArg {
+    List(Vec<String>),
+    Str(String),
 }
 
-fn parse_token(spec: &Value) -> Result<TokenSpec, String> {
-    let map = spec.as_map().ok_or("pattern token is not a map")?;
-    let mut out = Vec::new();
-    for (k, v) in map {
+fn parse_pred(op: &str, arg: PredicateArg) -> Result<Pred, String> {
+    Ok(match (op, arg) {
+        ("IN", PredicateArg::List(l)) => Pred::In(l),
+        ("NOT_IN", PredicateArg::List(l)) => Pred::NotIn(l),
+        ("IN" | "NOT_IN", _) => return Err(format!("{op} value is not a list")),
+        ("REGEX", PredicateArg::Str(src)) => Pred::Regex(Box::new(
+            Regex::new(&src).map_err(|e| format!("REGEX {src:?}: {e}"))?,
+        )),
+        ("REGEX", _) => return Err("REGEX value is not a string".into()),
+        (other, _) => return Err(format!("unsupported predicate {other:?}")),
+    })
+}
+
+fn parse_token(spec: BTreeMap<String, PatternValue>) -> Result<TokenSpec, String> {
+    let mut out = Vec::with_capacity(spec.len());
+    for (k, v) in spec {
         let key = match k.as_str() {
-            Some("TAG") => Key::Tag,
-            Some("LOWER") => Key::Lower,
-            Some("DEP") => Key::Dep,
-            Some("IS_SPACE") => Key::IsSpace,
+            "TAG" => Key::Tag,
+            "LOWER" => Key::Lower,
+            "DEP" => Key::Dep,
+            "IS_SPACE" => Key::IsSpace,
             other => return Err(format!("unsupported pattern key {other:?}")),
         };
         let pred = match v {
-            Value::Boolean(b) => Pred::Flag(*b),
-            Value::String(_) => Pred::Eq(str_of(v).ok_or("bad string")?.to_owned()),
-            Value::Map(m) if m.len() == 1 => {
-                let (op, arg) = &m[0];
-                match op.as_str() {
-                    Some("IN") => Pred::In(str_list(arg)?),
-                    Some("NOT_IN") => Pred::NotIn(str_list(arg)?),
-                    Some("REGEX") => {
-                        let src = str_of(arg).ok_or("REGEX value is not a string")?;
-                        Pred::Regex(Box::new(
-                            Regex::new(src).map_err(|e| format!("REGEX {src:?}: {e}"))?,
-                        ))
-                    }
-                    other => return Err(format!("unsupported predicate {other:?}")),
-                }
+            PatternValue::Flag(b) => Pred::Flag(b),
+            PatternValue::Str(s) => Pred::Eq(s),
+            PatternValue::Predicate(m) if m.len() == 1 => {
+                let (op, arg) = m.into_iter().next().expect("one entry");
+                parse_pred(&op, arg)?
             }
-            other => return Err(format!("unsupported pattern value {other}")),
+            PatternValue::Predicate(m) => {
+                return Err(format!(
+                    "pattern key {k:?} has {} predicates, not one",
+                    m.len()
+                ))
+            }
         };
         if matches!(pred, Pred::Flag(_)) != (key == Key::IsSpace) {
-            return Err(format!("pattern value {v} does not fit its key"));
+            return Err(format!("the value of pattern key {k:?} does not fit it"));
         }
         out.push((key, pred));
     }
@@ -131,47 +140,39 @@ fn parse_token(spec: &Value) -> Result<TokenSpec, String> {
 }
 
 fn parse_rules(bytes: &[u8]) -> Result<Vec<Rule>, String> {
-    let v = rmpv::decode::read_value(&mut &bytes[..]).map_err(|e| format!("not msgpack: {e}"))?;
-    let list = v.as_array().ok_or("patterns file is not a list")?;
-    let mut rules = Vec::with_capacity(list.len());
-    for entry in list {
-        let m = entry.as_map().ok_or("rule is not a map")?;
-        let patterns = map_get(m, "patterns")
-            .and_then(Value::as_array)
-            .ok_or("rule has no patterns")?
-            .iter()
+    let entries: Vec<RuleEntry> =
+        rmp_serde::from_slice(bytes).map_err(|e| format!("not a patterns list: {e}"))?;
+    let mut rules = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let patterns = entry
+            .patterns
+            .into_iter()
             .map(|p| {
-                p.as_array()
-                    .ok_or_else(|| "pattern is not a list".to_owned())?
-                    .iter()
+                p.into_iter()
                     .map(parse_token)
-                    .collect::<Result<Vec<_>, String>>()
+                    .collect::<Result<Vec<_>, _>>()
             })
             .collect::<Result<Vec<_>, String>>()?;
         if patterns.iter().any(Vec::is_empty) {
             return Err("empty pattern".into());
         }
-        let index = map_get(m, "index").and_then(Value::as_i64).unwrap_or(0);
-        let attrs = map_get(m, "attrs")
-            .and_then(Value::as_map)
-            .ok_or("rule has no attrs")?;
         let mut rule = Rule {
             patterns,
-            index,
+            index: entry.index,
             pos: None,
             morph: None,
             lemma: None,
             tag: None,
             dep: None,
         };
-        for (k, v) in attrs {
-            let val: Arc<str> = Arc::from(str_of(v).ok_or("attr value is not a string")?);
+        for (k, v) in entry.attrs {
+            let val: Arc<str> = Arc::from(v);
             match k.as_str() {
-                Some("POS") => rule.pos = Some(val),
-                Some("MORPH") => rule.morph = Some(val),
-                Some("LEMMA") => rule.lemma = Some(val),
-                Some("TAG") => rule.tag = Some(val),
-                Some("DEP") => rule.dep = Some(val),
+                "POS" => rule.pos = Some(val),
+                "MORPH" => rule.morph = Some(val),
+                "LEMMA" => rule.lemma = Some(val),
+                "TAG" => rule.tag = Some(val),
+                "DEP" => rule.dep = Some(val),
                 other => return Err(format!("unsupported attr {other:?}")),
             }
         }
@@ -283,6 +284,7 @@ impl AttributeRuler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rmpv::Value;
 
     fn tok(tag: &str, lower: &str, dep: &str) -> TokenAttrs {
         TokenAttrs {

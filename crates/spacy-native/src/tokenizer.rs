@@ -32,8 +32,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::RwLock;
 
-use rmpv::Value;
-
 use super::doc::Token;
 use super::error::ModelError;
 use super::pyre::{AnchoredMatcher, Searcher};
@@ -109,7 +107,7 @@ impl Tokenizer {
             token_match: Option<String>,
             url_match: Option<String>,
             faster_heuristics: Option<bool>,
-            exceptions: Option<Value>,
+            exceptions: Option<HashMap<String, Vec<HashMap<AttrKey, String>>>>,
         }
         let file: File =
             rmp_serde::from_slice(bytes).map_err(|e| format!("not a spaCy tokenizer file: {e}"))?;
@@ -134,7 +132,7 @@ impl Tokenizer {
             matcher: SpecialMatcher::default(),
             cache: RwLock::new(HashMap::new()),
         };
-        if let Some(exceptions) = &file.exceptions {
+        if let Some(exceptions) = file.exceptions {
             tokenizer.specials = parse_exceptions(exceptions)?;
         }
         tokenizer.max_special_len = tokenizer
@@ -501,47 +499,51 @@ struct CallCache {
     local: HashMap<Box<str>, Box<[Piece]>>,
 }
 
-/// Parses the `exceptions` map: chunk -> list of `{ORTH, NORM}` maps. The
-/// attribute keys are spaCy attribute ids (65, 67) or their names.
-fn parse_exceptions(value: &Value) -> Result<HashMap<Box<str>, Box<[Piece]>>, String> {
-    let map = value.as_map().ok_or("exceptions is not a map")?;
+/// A key of a special case's token: a spaCy attribute id (65, 67) or its
+/// name (`"ORTH"`, `"NORM"`); both spellings occur in the files.
+#[derive(Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(untagged)]
+enum AttrKey {
+    Id(u64),
+    Name(String),
+}
+
+impl AttrKey {
+    fn id(&self) -> Option<u64> {
+        match self {
+            AttrKey::Id(id) => Some(*id),
+            AttrKey::Name(name) => match name.as_str() {
+                "ORTH" => Some(ATTR_ORTH),
+                "NORM" => Some(ATTR_NORM),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// Checks the `exceptions` map (chunk -> list of `{ORTH, NORM}` maps) and
+/// turns it into the special-case table: the ORTH strings must spell the
+/// chunk.
+fn parse_exceptions(
+    map: HashMap<String, Vec<HashMap<AttrKey, String>>>,
+) -> Result<HashMap<Box<str>, Box<[Piece]>>, String> {
     let mut specials = HashMap::with_capacity(map.len());
     for (key, tokens) in map {
-        let key = key
-            .as_str()
-            .ok_or_else(|| format!("exceptions key {key} is not a string"))?;
-        let tokens = tokens
-            .as_array()
-            .ok_or_else(|| format!("exceptions[{key:?}] is not an array"))?;
         let mut pieces = Vec::with_capacity(tokens.len());
         let mut total = 0;
-        for token in tokens {
-            let attrs = token
-                .as_map()
-                .ok_or_else(|| format!("exceptions[{key:?}] has a token that is not a map"))?;
-            let mut orth = None;
-            let mut norm = None;
-            for (attr, v) in attrs {
-                let id = match attr {
-                    Value::String(s) => match s.as_str() {
-                        Some("ORTH") => ATTR_ORTH,
-                        Some("NORM") => ATTR_NORM,
-                        _ => continue,
-                    },
-                    other => other.as_u64().unwrap_or(0),
-                };
-                if id == ATTR_ORTH {
-                    orth = v.as_str();
-                } else if id == ATTR_NORM {
-                    norm = v.as_str();
-                }
-            }
-            let orth =
-                orth.ok_or_else(|| format!("exceptions[{key:?}] has a token without ORTH"))?;
+        for attrs in &tokens {
+            let get = |want: u64| {
+                attrs
+                    .iter()
+                    .find(|(k, _)| k.id() == Some(want))
+                    .map(|(_, v)| v.as_str())
+            };
+            let orth = get(ATTR_ORTH)
+                .ok_or_else(|| format!("exceptions[{key:?}] has a token without ORTH"))?;
             total += orth.len();
             pieces.push(Piece {
                 len: orth.len(),
-                norm: norm.map(Into::into),
+                norm: get(ATTR_NORM).map(Into::into),
             });
         }
         if total != key.len() || pieces.iter().any(|p| p.len == 0) {
