@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{LogConfig, MetricsConfig, ModelConfig, ServerConfig};
+use crate::config::{LogConfig, MetricsConfig, ModelConfig, ServerConfig, StanceEngine};
 use crate::pipeline::{Analysis, AnalyzeOptions, StanceMode};
 use crate::server::client::{self, ClientRequest, Connect};
 
@@ -290,7 +290,14 @@ fn loadtest(args: LoadtestArgs) -> anyhow::Result<()> {
 
 fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     let text = args.request.read_text()?;
-    let pipeline = crate::backend::load_pipeline(&args.models)?;
+    let mut models = args.models.clone();
+    if args.request.no_stance && models.stance != StanceEngine::Nli {
+        // Without stance the learned model would cost only its load (about
+        // a quarter of a second); the lexicon engine, embedded, still gives
+        // the gazetteer's names that group the entities.
+        models.stance = StanceEngine::Lexicon;
+    }
+    let pipeline = crate::backend::load_pipeline(&models)?;
     let analysis = pipeline
         .analyze_collect(&text, &args.request.options())
         .map_err(|e| anyhow::anyhow!("{e}"))?;

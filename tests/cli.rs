@@ -98,6 +98,17 @@ fn analyze_reads_a_file_argument() {
         labels.contains(&"China") && labels.contains(&"Russia"),
         "{labels:?}"
     );
+    // Without stance the learned model is not loaded at all.
+    let models: Vec<&str> = v["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !models.contains(&"stance-minilm-newsmtsc"),
+        "--no-stance loaded {models:?}"
+    );
     assert!(v["stances"].as_array().unwrap().is_empty());
 }
 
