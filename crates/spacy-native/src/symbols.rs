@@ -14,8 +14,9 @@ const SYMBOLS_JSON: &str = include_str!("symbols.json");
 fn table() -> &'static HashMap<String, u64> {
     static TABLE: OnceLock<HashMap<String, u64>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        // The file is compiled in and covered by tests, so a parse failure
-        // is a build defect; fall back to an empty table rather than panic.
+        // The file is compiled in and the test below checks it, so a parse
+        // failure is a build defect: it stops with the reason instead of
+        // leaving an empty table that would silently change every feature.
         serde_json::from_str(SYMBOLS_JSON)
             .expect("symbols.json is embedded at build time; the symbol table test checks it")
     })
