@@ -63,13 +63,45 @@ pub(crate) fn normalize(s: &str) -> String {
         .collect()
 }
 
+/// The kind of a token of one character that is not a letter or digit: a
+/// quotation mark (a lone apostrophe is a single one) or punctuation.
+fn mark_kind(c: char) -> TokenKind {
+    if is_quote(c) || is_apostrophe(c) {
+        TokenKind::Quote
+    } else {
+        TokenKind::Punct
+    }
+}
+
+/// Tokens in text order, numbering the words as they come: a token that is
+/// not a word carries the position of the next word.
+#[derive(Default)]
+struct Numbered {
+    tokens: Vec<Token>,
+    word: usize,
+}
+
+impl Numbered {
+    fn push(&mut self, start: usize, end: usize, norm: String, kind: TokenKind) {
+        self.tokens.push(Token {
+            start,
+            end,
+            norm,
+            kind,
+            word: self.word,
+        });
+        if kind == TokenKind::Word {
+            self.word += 1;
+        }
+    }
+}
+
 /// The recognizer's tokens of `sentence`, which starts at byte `offset` of
 /// the document, as engine tokens; `None` when it carries none or they do
 /// not lie inside it. Whitespace tokens are left out.
 pub(crate) fn from_sentence(sentence: &Sentence, offset: usize) -> Option<Vec<Token>> {
     let len = sentence.text.len();
-    let mut tokens = Vec::with_capacity(sentence.tokens.len());
-    let mut word = 0;
+    let mut out = Numbered::default();
     for t in &sentence.tokens {
         let start = t.span.start_byte.checked_sub(offset)?;
         let end = t.span.end_byte.checked_sub(offset)?;
@@ -83,22 +115,13 @@ pub(crate) fn from_sentence(sentence: &Sentence, offset: usize) -> Option<Vec<To
         let mut chars = t.text.chars();
         let kind = match (chars.next(), chars.next()) {
             _ if norm == "'s" => TokenKind::Possessive,
-            (Some(c), None) if is_quote(c) || is_apostrophe(c) => TokenKind::Quote,
             _ if t.text.chars().any(char::is_alphanumeric) => TokenKind::Word,
+            (Some(c), None) => mark_kind(c),
             _ => TokenKind::Punct,
         };
-        tokens.push(Token {
-            start,
-            end,
-            norm,
-            kind,
-            word,
-        });
-        if kind == TokenKind::Word {
-            word += 1;
-        }
+        out.push(start, end, norm, kind);
     }
-    (!tokens.is_empty()).then_some(tokens)
+    (!out.tokens.is_empty()).then_some(out.tokens)
 }
 
 const CLITICS: &[&str] = &["'s", "'re", "'ve", "'ll", "'d", "'m"];
@@ -143,37 +166,25 @@ pub(crate) fn tokenize(text: &str) -> Vec<Token> {
             i = j;
             continue;
         }
-        let kind = if is_quote(c) {
-            TokenKind::Quote
-        } else if is_apostrophe(c) {
-            // A lone apostrophe: a single quotation mark.
-            TokenKind::Quote
-        } else {
-            TokenKind::Punct
-        };
-        raw.push((byte_at(i), byte_at(i + 1), kind));
+        raw.push((byte_at(i), byte_at(i + 1), mark_kind(c)));
         i += 1;
     }
 
-    let mut tokens = Vec::with_capacity(raw.len() + 4);
-    let mut word = 0;
-    let mut push = |start: usize, end: usize, kind: TokenKind, tokens: &mut Vec<Token>| {
-        let norm = normalize(text.get(start..end).unwrap_or(""));
-        let is_word = kind == TokenKind::Word;
-        tokens.push(Token {
+    let mut out = Numbered {
+        tokens: Vec::with_capacity(raw.len() + 4),
+        word: 0,
+    };
+    let mut push = |start: usize, end: usize, kind: TokenKind| {
+        out.push(
             start,
             end,
-            norm,
+            normalize(text.get(start..end).unwrap_or("")),
             kind,
-            word,
-        });
-        if is_word {
-            word += 1;
-        }
+        );
     };
     for (start, end, kind) in raw {
         if kind != TokenKind::Word {
-            push(start, end, kind, &mut tokens);
+            push(start, end, kind);
             continue;
         }
         let norm = normalize(text.get(start..end).unwrap_or(""));
@@ -206,13 +217,13 @@ pub(crate) fn tokenize(text: &str) -> Vec<Token> {
                     .rev()
                     .nth(clitic_chars - 1)
                     .map_or(end, |(b, _)| start + b);
-                push(start, cut, TokenKind::Word, &mut tokens);
-                push(cut, end, clitic_kind, &mut tokens);
+                push(start, cut, TokenKind::Word);
+                push(cut, end, clitic_kind);
             }
-            None => push(start, end, TokenKind::Word, &mut tokens),
+            None => push(start, end, TokenKind::Word),
         }
     }
-    tokens
+    out.tokens
 }
 
 #[cfg(test)]
