@@ -6,7 +6,9 @@
 //! - through a real server, the sample article gives China and Russia FAVOR
 //!   and the United States AGAINST, each with evidence;
 //! - a corrupt or mismatched adapter fails at start-up with an error that
-//!   names the file.
+//!   names the file;
+//! - a document's memo gives back the logits of sentences it already
+//!   encoded.
 
 mod common;
 
@@ -15,7 +17,7 @@ use std::path::{Path, PathBuf};
 use article_analyzer::config::{ModelConfig, StanceEngine};
 use article_analyzer::proto as pb;
 use article_analyzer::stance::eval::{newsmtsc, Scores};
-use article_analyzer::stance::learned::encoder::SentenceInput;
+use article_analyzer::stance::learned::encoder::{EncodedRows, SentenceInput};
 use article_analyzer::stance::learned::{LearnedStance, Mode, ModelPaths};
 use article_analyzer::stance::LexiconStance;
 
@@ -114,6 +116,48 @@ fn logits_equal_python_transformers_within_1e_4_packed_or_alone() {
                     input.text
                 );
             }
+        }
+    }
+}
+
+#[test]
+fn a_documents_memo_reads_encoded_sentences_back_with_the_same_logits() {
+    let text = "Critics say the treaty with Russia hurts Ukraine.";
+    let at = |w: &str| {
+        let a = text.find(w).unwrap();
+        (a, a + w.len())
+    };
+    let encoder = model().encoder();
+    let mut memo = EncodedRows::default();
+    let first = encoder
+        .classify_with(
+            &[SentenceInput {
+                text,
+                mentions: vec![at("Russia")],
+            }],
+            &mut memo,
+        )
+        .unwrap();
+    assert_eq!(memo.len(), 1);
+    // The relations stage asks about the same sentence (other mentions in
+    // it) and a new one: only the new one is encoded and kept.
+    let later = [
+        SentenceInput {
+            text,
+            mentions: vec![at("Ukraine"), at("Russia")],
+        },
+        SentenceInput {
+            text: "Ukraine thanked its allies.",
+            mentions: vec![(0, 7)],
+        },
+    ];
+    let read = encoder.classify_with(&later, &mut memo).unwrap();
+    assert_eq!(memo.len(), 2);
+    assert_eq!(read[0][1], first[0][0], "read back, not recomputed");
+    let fresh = encoder.classify(&later).unwrap();
+    for (r, f) in read.iter().flatten().zip(fresh.iter().flatten()) {
+        for (x, y) in r.unwrap().iter().zip(f.unwrap()) {
+            assert!((x - y).abs() < 1e-5, "memo {x}, fresh pass {y}");
         }
     }
 }

@@ -6,6 +6,7 @@
 //! it and a command-line tool can collect it. Nothing here knows about gRPC.
 
 mod grouping;
+mod memo;
 mod referents;
 mod syntax;
 mod types;
@@ -18,6 +19,7 @@ use std::time::Instant;
 
 pub use grouping::group_mentions;
 pub(crate) use grouping::{key as mention_key, most_frequent};
+pub use memo::DocumentMemo;
 pub use referents::{referents, EntityId, Referent};
 pub use syntax::SentenceParse;
 pub use types::*;
@@ -60,12 +62,14 @@ pub trait StanceClassifier: Send + Sync {
     /// it is decided, in the order of `targets`; `decided` breaks to stop
     /// early (the result is then [`AnalysisError::Cancelled`]). Models that
     /// compute faster in batches share one forward pass over the evidence
-    /// of every target here.
+    /// of every target here. `memo` is this document's: what the model
+    /// keeps there, its later calls on the document may reuse.
     fn classify_all(
         &self,
         doc: &Recognized,
         text: &str,
         targets: &[Target],
+        memo: &mut DocumentMemo,
         decided: &mut dyn FnMut(Stance) -> ControlFlow<()>,
     ) -> Result<(), AnalysisError>;
 
@@ -77,10 +81,17 @@ pub trait StanceClassifier: Send + Sync {
         target: &Target,
     ) -> Result<Stance, AnalysisError> {
         let mut out = None;
-        self.classify_all(doc, text, std::slice::from_ref(target), &mut |s| {
-            out = Some(s);
-            ControlFlow::Continue(())
-        })?;
+        let mut memo = DocumentMemo::default();
+        self.classify_all(
+            doc,
+            text,
+            std::slice::from_ref(target),
+            &mut memo,
+            &mut |s| {
+                out = Some(s);
+                ControlFlow::Continue(())
+            },
+        )?;
         out.ok_or_else(|| AnalysisError::Model("the classifier decided no stance".into()))
     }
 
@@ -94,10 +105,12 @@ pub trait StanceClassifier: Send + Sync {
 
     /// The sentence model's probabilities for each mention of each query
     /// (`None` for a mention it could not read), for the holder-to-target
-    /// relations. `None` when the classifier has no sentence model.
+    /// relations. `None` when the classifier has no sentence model. `memo`
+    /// is the document's, as for [`StanceClassifier::classify_all`].
     fn read_mentions(
         &self,
         _queries: &[MentionQuery],
+        _memo: &mut DocumentMemo,
     ) -> Option<Result<Vec<Vec<Option<Probabilities>>>, AnalysisError>> {
         None
     }
@@ -307,12 +320,13 @@ impl Pipeline {
         let mut stance_count = 0;
         let mut targets = Vec::new();
         let mut ids = Vec::new();
+        let mut memo = DocumentMemo::default();
         if let Some(classifier) = &self.stance {
             targets = select_targets(&options.stance, &groups, text, &|m| {
                 classifier.canonical_name(m).map(|c| c.name)
             });
             ids = entity_ids(&targets, &referents);
-            classifier.classify_all(&doc, text, &targets, &mut |mut stance| {
+            classifier.classify_all(&doc, text, &targets, &mut memo, &mut |mut stance| {
                 stance.entity_id = ids.get(stance_count).cloned().flatten();
                 stance_count += 1;
                 sink(Event::Stance(stance))
@@ -336,8 +350,8 @@ impl Pipeline {
                 .filter(|(_, id)| id.is_none())
                 .map(|(t, _)| t)
                 .collect();
-            let relations =
-                extractor.extract(text, &doc, &referents, &topics, self.stance.as_deref())?;
+            let reader = self.stance.as_deref().map(|c| (c, &mut memo));
+            let relations = extractor.extract(text, &doc, &referents, &topics, reader)?;
             relation_count = relations.len();
             timings.push(StageTiming::since("relations", t));
             emit(sink, Event::Relations(relations))?;

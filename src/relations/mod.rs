@@ -46,8 +46,8 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use crate::pipeline::{
-    most_frequent, AnalysisError, EntityId, Evidence, MentionQuery, Probabilities, Recognized,
-    Referent, Relation, RelationTarget, StanceClassifier, StanceLabel, Target,
+    most_frequent, AnalysisError, DocumentMemo, EntityId, Evidence, MentionQuery, Probabilities,
+    Recognized, Referent, Relation, RelationTarget, StanceClassifier, StanceLabel, Target,
 };
 use crate::text::TextSpan;
 
@@ -144,14 +144,15 @@ impl RelationExtractor {
     }
 
     /// The relations of one article. `topics` are the caller's explicit
-    /// targets that are not entities; `reader` the sentence model, if any.
+    /// targets that are not entities; `reader` the sentence model, if any,
+    /// with the document's memo (see [`DocumentMemo`]).
     pub fn extract(
         &self,
         text: &str,
         doc: &Recognized,
         referents: &[Referent],
         topics: &[Target],
-        reader: Option<&dyn StanceClassifier>,
+        reader: Option<(&dyn StanceClassifier, &mut DocumentMemo)>,
     ) -> Result<Vec<Relation>, AnalysisError> {
         let by_start: HashMap<usize, usize> = referents
             .iter()
@@ -209,8 +210,8 @@ impl RelationExtractor {
         if !self.config.verb_patterns {
             said.extend(self.quoted(text, &sentences));
         }
-        if let Some(reader) = reader.filter(|_| !said.is_empty()) {
-            self.read_said(reader, &sentences, &said, &mut found)?;
+        if let Some((reader, memo)) = reader.filter(|_| !said.is_empty()) {
+            self.read_said(reader, memo, &sentences, &said, &mut found)?;
         }
         Ok(self.aggregate(found))
     }
@@ -307,6 +308,7 @@ impl RelationExtractor {
     fn read_said(
         &self,
         reader: &dyn StanceClassifier,
+        memo: &mut DocumentMemo,
         sentences: &[Prepared],
         said: &[Said],
         found: &mut Vec<Found>,
@@ -334,7 +336,7 @@ impl RelationExtractor {
                 mentions: ranges.clone(),
             })
             .collect();
-        let Some(read) = reader.read_mentions(&batch) else {
+        let Some(read) = reader.read_mentions(&batch, memo) else {
             return Ok(());
         };
         let read = read?;

@@ -54,8 +54,8 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use crate::pipeline::{
-    AnalysisError, CanonicalName, Evidence, ModelInfo, Probabilities, Recognized, Stance,
-    StanceClassifier, Target,
+    AnalysisError, CanonicalName, DocumentMemo, Evidence, ModelInfo, Probabilities, Recognized,
+    Stance, StanceClassifier, Target,
 };
 
 pub use config::StanceConfig;
@@ -212,6 +212,7 @@ impl StanceClassifier for LexiconStance {
         doc: &Recognized,
         text: &str,
         targets: &[Target],
+        _memo: &mut DocumentMemo,
         decided: &mut dyn FnMut(Stance) -> ControlFlow<()>,
     ) -> Result<(), AnalysisError> {
         for target in targets {

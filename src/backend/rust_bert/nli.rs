@@ -30,7 +30,7 @@ use super::softmax;
 use super::whitespace::FoldedText;
 use crate::config::TransformerConfig;
 use crate::pipeline::{
-    AnalysisError, Evidence, ModelInfo, Probabilities, Recognized, Sentence, Stance,
+    AnalysisError, DocumentMemo, Evidence, ModelInfo, Probabilities, Recognized, Sentence, Stance,
     StanceClassifier, Target,
 };
 
@@ -284,6 +284,7 @@ impl StanceClassifier for NliStance {
         doc: &Recognized,
         _text: &str,
         targets: &[Target],
+        _memo: &mut DocumentMemo,
         decided: &mut dyn FnMut(Stance) -> ControlFlow<()>,
     ) -> Result<(), AnalysisError> {
         // Every target's pairs, in target order, three per sentence.

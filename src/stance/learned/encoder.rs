@@ -10,7 +10,7 @@
 //! (negative, neutral, positive), exactly as `training/stance/common.py`
 //! computes them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
@@ -58,6 +58,41 @@ pub struct SentenceEncoder {
     cls: u32,
     sep: u32,
     limits: EncoderLimits,
+}
+
+/// Word pieces a memo keeps the hidden states of, at most: with hidden 384,
+/// about 25 MB. The articles this service is for fit several times over.
+const MEMO_PIECES: usize = 16_384;
+
+/// Hidden states of the rows the encoder already ran for one document,
+/// keyed by the row's word pieces, so that a later call on the same
+/// document (the relations after the stance) reads them instead of running
+/// them again. A row attends only to itself, so a read gives what running
+/// it again would compute (up to the rounding of a pass packed with other
+/// rows, about 1e-6; `tests/learned_stance.rs`). Bounded by [`MEMO_PIECES`]: past that,
+/// rows are run and not kept.
+#[derive(Debug, Default)]
+pub struct EncodedRows {
+    states: HashMap<Vec<u32>, Vec<f32>>,
+    pieces: usize,
+}
+
+impl EncodedRows {
+    fn keep(&mut self, ids: &[u32], states: Vec<f32>) {
+        if self.pieces + ids.len() <= MEMO_PIECES && !self.states.contains_key(ids) {
+            self.pieces += ids.len();
+            self.states.insert(ids.to_vec(), states);
+        }
+    }
+
+    /// Rows kept.
+    pub fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
 }
 
 /// One encoder row: word pieces and, per mention, the pieces it covers.
@@ -126,6 +161,17 @@ impl SentenceEncoder {
         &self,
         sentences: &[SentenceInput],
     ) -> Result<Vec<Vec<Option<[f32; 3]>>>, String> {
+        self.classify_with(sentences, &mut EncodedRows::default())
+    }
+
+    /// [`SentenceEncoder::classify`], reading the rows `memo` holds instead
+    /// of running them again and keeping the ones it runs (within the
+    /// memo's bound).
+    pub fn classify_with(
+        &self,
+        sentences: &[SentenceInput],
+        memo: &mut EncodedRows,
+    ) -> Result<Vec<Vec<Option<[f32; 3]>>>, String> {
         let mut out: Vec<Vec<Option<[f32; 3]>>> = sentences
             .iter()
             .map(|s| vec![None; s.mentions.len()])
@@ -134,19 +180,47 @@ impl SentenceEncoder {
         for (si, sentence) in sentences.iter().enumerate() {
             self.rows_for(si, sentence, &mut rows)?;
         }
+        // The rows to run: not in the memo, each distinct row once.
+        let mut seen = HashSet::new();
+        let missing: Vec<&[u32]> = rows
+            .iter()
+            .map(|r| r.ids.as_slice())
+            .filter(|ids| !memo.states.contains_key(*ids) && seen.insert(*ids))
+            .collect();
         let threads = candle_core::utils::get_num_threads();
+        let mut fresh: HashMap<&[u32], Vec<f32>> = HashMap::new();
         let mut start = 0;
-        while start < rows.len() {
+        while start < missing.len() {
             let mut end = start + 1;
-            let mut pieces = rows[start].ids.len();
-            while end < rows.len() && pieces + rows[end].ids.len() <= self.limits.batch_pieces {
-                pieces += rows[end].ids.len();
+            let mut pieces = missing[start].len();
+            while end < missing.len() && pieces + missing[end].len() <= self.limits.batch_pieces {
+                pieces += missing[end].len();
                 end += 1;
             }
-            for (si, mi, logits) in self.forward(&rows[start..end], threads)? {
-                out[si][mi] = Some(logits);
+            let pass = &missing[start..end];
+            let states = self.bert.forward(pass, threads)?;
+            let d = self.bert.hidden();
+            let mut at = 0;
+            for ids in pass {
+                let n = ids.len() * d;
+                fresh.insert(*ids, states[at..at + n].to_vec());
+                at += n;
             }
             start = end;
+        }
+        for row in &rows {
+            let states = match memo.states.get(&row.ids) {
+                Some(states) => states,
+                None => fresh
+                    .get(row.ids.as_slice())
+                    .ok_or("a row was neither run nor kept")?,
+            };
+            for (si, mi, logits) in self.read_row(row, states) {
+                out[si][mi] = Some(logits);
+            }
+        }
+        for (ids, states) in fresh {
+            memo.keep(ids, states);
         }
         Ok(out)
     }
@@ -241,27 +315,18 @@ impl SentenceEncoder {
         Ok(())
     }
 
-    fn forward(
-        &self,
-        batch: &[Row],
-        threads: usize,
-    ) -> Result<Vec<(usize, usize, [f32; 3])>, String> {
-        let ids: Vec<&[u32]> = batch.iter().map(|r| r.ids.as_slice()).collect();
-        let states = self.bert.forward(&ids, threads)?;
+    /// Logits of a row's mentions from its hidden states (pieces × hidden).
+    fn read_row(&self, row: &Row, states: &[f32]) -> Vec<(usize, usize, [f32; 3])> {
         let d = self.bert.hidden();
-        let mut out = Vec::new();
-        let mut start = 0;
-        for row in batch {
-            let n = row.ids.len();
-            let piece = |p: usize| &states[(start + p) * d..(start + p + 1) * d];
-            let sentence = mean((0..n).map(piece), d);
-            for (si, mi, pieces) in &row.mentions {
+        let piece = |p: usize| &states[p * d..(p + 1) * d];
+        let sentence = mean((0..row.ids.len()).map(piece), d);
+        row.mentions
+            .iter()
+            .map(|(si, mi, pieces)| {
                 let target = mean(pieces.iter().map(|&p| piece(p)), d);
-                out.push((*si, *mi, self.head_logits(&target, &sentence)));
-            }
-            start += n;
-        }
-        Ok(out)
+                (*si, *mi, self.head_logits(&target, &sentence))
+            })
+            .collect()
     }
 
     /// `W [t ; s ; t * s] + b`.

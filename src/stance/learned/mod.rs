@@ -29,8 +29,8 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use crate::pipeline::{
-    AnalysisError, CanonicalName, Evidence, MentionQuery, MentionSentiment, ModelInfo,
-    Probabilities, Recognized, Stance, StanceClassifier, Target,
+    AnalysisError, CanonicalName, DocumentMemo, Evidence, MentionQuery, MentionSentiment,
+    ModelInfo, Probabilities, Recognized, Stance, StanceClassifier, Target,
 };
 
 pub use adapter::{Adapter, AdapterError, Manifest};
@@ -347,7 +347,8 @@ impl LearnedStance {
         targets: &[Target],
     ) -> Result<Vec<Vec<SentenceReading>>, AnalysisError> {
         let mut out = Vec::with_capacity(targets.len());
-        self.read(doc, text, targets, &mut |_, scored, mentions| {
+        let mut memo = DocumentMemo::default();
+        self.read(doc, text, targets, &mut memo, &mut |_, scored, mentions| {
             out.push(readings_of(scored, &sentence_means(mentions)));
             ControlFlow::Continue(())
         })?;
@@ -363,6 +364,7 @@ impl LearnedStance {
         doc: &Recognized,
         text: &str,
         targets: &[Target],
+        memo: &mut DocumentMemo,
         each: &mut ReadSink,
     ) -> Result<(), AnalysisError> {
         // Sentence index -> (its text, mention ranges of every target, and
@@ -413,7 +415,7 @@ impl LearnedStance {
                     .collect();
                 let logits = self
                     .encoder
-                    .classify(&batch)
+                    .classify_with(&batch, memo.get_or_default())
                     .map_err(AnalysisError::Model)?;
                 for (o, l) in todo.into_iter().zip(logits) {
                     done.insert(o, l);
@@ -466,9 +468,10 @@ impl StanceClassifier for LearnedStance {
         doc: &Recognized,
         text: &str,
         targets: &[Target],
+        memo: &mut DocumentMemo,
         decided: &mut dyn FnMut(Stance) -> ControlFlow<()>,
     ) -> Result<(), AnalysisError> {
-        self.read(doc, text, targets, &mut |target, scored, mentions| {
+        self.read(doc, text, targets, memo, &mut |target, scored, mentions| {
             decided(self.decide(target, scored, mentions))
         })
     }
@@ -476,10 +479,11 @@ impl StanceClassifier for LearnedStance {
     fn read_mentions(
         &self,
         queries: &[MentionQuery],
+        memo: &mut DocumentMemo,
     ) -> Option<Result<Vec<Vec<Option<Probabilities>>>, AnalysisError>> {
         Some(
             self.encoder
-                .classify(queries)
+                .classify_with(queries, memo.get_or_default())
                 .map_err(AnalysisError::Model)
                 .map(|sentences| {
                     sentences
