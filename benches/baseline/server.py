@@ -9,9 +9,14 @@ package's other components are excluded), then sentences with their
 entities (char and byte spans), entities grouped by label and text, and the
 counts. It serves AnalyzeDocument, Analyze and
 GetModels, plus grpc.health.v1 (NOT_SERVING until the model is loaded).
-Stance is not implemented (the requests of the benchmark disable it).
 
-Usage: server.py MODEL_DIR ADDR [THREADS [COMPONENTS]]
+Given the learned stance model (STANCE_BASE, the all-MiniLM-L6-v2
+directory, and STANCE_ADAPTER, our adapter's), it also answers stance
+through transformers (benches/baseline/stance.py) unless the request
+disables it; BASELINE_TORCH_SITE names the site-packages that holds torch
+and transformers. Without them, stance is not implemented.
+
+Usage: server.py MODEL_DIR ADDR [THREADS [COMPONENTS [STANCE_BASE STANCE_ADAPTER]]]
 Stubs are generated at start-up from proto/ with grpc_tools.
 """
 import os
@@ -38,6 +43,7 @@ def main():
     model_dir, addr = sys.argv[1], sys.argv[2]
     threads = int(sys.argv[3]) if len(sys.argv) > 3 else 4
     components = (sys.argv[4] if len(sys.argv) > 4 else "tokenizer,ner,sentencizer").split(",")
+    stance_dirs = sys.argv[5:7] if len(sys.argv) > 6 else None
     tmp = tempfile.mkdtemp(prefix="baseline-stubs-")
     generate_stubs(tmp)
     from article_analyzer.v1 import analyzer_pb2 as pb
@@ -55,9 +61,36 @@ def main():
     class Analyzer(rpc.ArticleAnalyzerServicer):
         def models(self):
             nlp = state["nlp"]
-            return [pb.ModelInfo(task="ner", name="en_core_web_sm", version=nlp.meta["version"],
-                                 backend="spacy-python", labels=list(nlp.get_pipe("ner").labels),
-                                 components=components)]
+            out = [pb.ModelInfo(task="ner", name="en_core_web_sm", version=nlp.meta["version"],
+                                backend="spacy-python", labels=list(nlp.get_pipe("ner").labels),
+                                components=components)]
+            if "stance" in state:
+                info = state["stance"].info
+                out.append(pb.ModelInfo(task="stance", name=info["name"], version=info["version"],
+                                        backend="transformers", sha256=info["sha256"],
+                                        labels=["FAVOR", "AGAINST", "NEUTRAL"]))
+            return out
+
+        def stances(self, request, doc, groups, span):
+            options = request.options if request.HasField("options") else None
+            if "stance" not in state or (options is not None
+                                         and options.stance.mode == pb.StanceOptions.DISABLED):
+                return []
+            model = state["stance"]
+            label_of = {"FAVOR": pb.FAVOR, "AGAINST": pb.AGAINST, "NEUTRAL": pb.NEUTRAL}
+            out = []
+            for target, label, score, favor, against, neutral, evidence in model.classify(
+                    doc, model.targets(options, groups)):
+                out.append(pb.Stance(
+                    target=target, label=label_of[label], score=score, favor=favor,
+                    against=against, neutral=neutral,
+                    evidence=[pb.Evidence(
+                        span=span(sent.start_char, sent.end_char), text=sent.text,
+                        contribution=z, reason="model",
+                        mentions=[span(sent.start_char + a, sent.start_char + b)
+                                  for a, b in mentions])
+                        for sent, mentions, z in evidence]))
+            return out
 
         def analyze(self, request, context):
             if "nlp" not in state:
@@ -97,25 +130,28 @@ def main():
                                   mention_count=len(ms),
                                   spans=[span(m.start_char, m.end_char) for m in ms])
                         for (label, _), ms in groups.items()]
+            stances = self.stances(request, doc, groups, span)
             total_ms = (time.perf_counter() - started) * 1e3
             completed = pb.Completed(sentence_count=len(sentences), token_count=len(doc),
                                      mention_count=mentions, entity_count=len(entities),
-                                     stance_count=0,
+                                     stance_count=len(stances),
                                      timings=[pb.StageTiming(stage="ner", ms=ner_ms)],
                                      total_ms=total_ms)
-            return request.request_id or "baseline", sentences, entities, completed
+            return request.request_id or "baseline", sentences, entities, stances, completed
 
         def AnalyzeDocument(self, request, context):
-            rid, sentences, entities, completed = self.analyze(request, context)
+            rid, sentences, entities, stances, completed = self.analyze(request, context)
             return pb.AnalyzeResponse(request_id=rid, models=self.models(), sentences=sentences,
-                                      entities=entities, completed=completed)
+                                      entities=entities, stances=stances, completed=completed)
 
         def Analyze(self, request, context):
-            rid, sentences, entities, completed = self.analyze(request, context)
+            rid, sentences, entities, stances, completed = self.analyze(request, context)
             yield pb.AnalyzeEvent(request_id=rid, started=pb.Started(models=self.models()))
             for s in sentences:
                 yield pb.AnalyzeEvent(request_id=rid, sentence=s)
             yield pb.AnalyzeEvent(request_id=rid, entities=pb.Entities(entities=entities))
+            for s in stances:
+                yield pb.AnalyzeEvent(request_id=rid, stance=s)
             yield pb.AnalyzeEvent(request_id=rid, completed=completed)
 
         def GetModels(self, request, context):
@@ -135,6 +171,13 @@ def main():
     if missing:
         sys.exit(f"baseline: components {missing} are not in {model_dir}")
     nlp("Warm up.")
+    if stance_dirs:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from stance import Stance
+
+        model = Stance(*stance_dirs, os.environ.get("BASELINE_TORCH_SITE"))
+        model.classify(nlp("Warm up with Russia."), ["Russia"])
+        state["stance"] = model
     state["nlp"] = nlp
     for name in ("", SERVICE):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
