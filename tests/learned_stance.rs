@@ -294,6 +294,21 @@ fn a_malformed_manifest_fails_at_load() {
 }
 
 #[test]
+fn a_manifest_naming_an_unknown_head_fails_at_load() {
+    let (_dir, paths) = scratch_copy();
+    let file = paths.adapter.join("adapter.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    manifest["pooling"] = "max over the sentence".into();
+    std::fs::write(&file, manifest.to_string()).unwrap();
+    let err = load(&paths).err().expect("an unknown head must not load");
+    assert!(
+        err.contains("adapter.json") && err.contains("max over the sentence"),
+        "{err}"
+    );
+}
+
+#[test]
 fn the_server_refuses_to_start_on_a_corrupt_adapter_instead_of_falling_back() {
     let (dir, paths) = scratch_copy();
     std::fs::write(paths.adapter.join("adapter.safetensors"), b"not a model").unwrap();

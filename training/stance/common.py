@@ -10,6 +10,13 @@ is read off the same hidden states:
     s       = mean of h over every piece of the sentence
     logits  = W [t ; s ; t * s] + b                  (3: negative, neutral, positive)
 
+With `--head attend` the head also reads the sentence through the target's
+eyes, so that two targets of one sentence get contexts of their own:
+
+    a       = softmax over the pieces j of (Q t) . h_j / sqrt(384)
+    c       = sum_j a_j h_j
+    logits  = W [t ; s ; t * s ; c ; t * c] + b
+
 The Rust runtime (src/stance/learned/) recomputes exactly this; what is saved
 is only what differs from the fetched base model (see `save_adapter`).
 """
@@ -136,8 +143,51 @@ class LoraLinear(nn.Module):
         return self.base(x) + self.scale * (self.dropout(x) @ self.lora_a.T @ self.lora_b.T)
 
 
+# The heads a manifest can name ("pooling"), with their feature count in
+# multiples of the hidden size.
+POOLINGS = {
+    "target-mean ; sentence-mean ; product": 3,
+    "target-mean ; sentence-mean ; product ; target-attention ; product": 5,
+}
+HEADS = {"mean": "target-mean ; sentence-mean ; product",
+         "attend": "target-mean ; sentence-mean ; product ; target-attention ; product"}
+
+
+class Head(nn.Module):
+    """Mention features off the shared hidden states, then a linear layer."""
+
+    def __init__(self, hidden: int, pooling: str, dropout: float = 0.0):
+        super().__init__()
+        self.pooling = pooling
+        self.attend = POOLINGS[pooling] == 5
+        self.query = nn.Linear(hidden, hidden, bias=False) if self.attend else None
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(POOLINGS[pooling] * hidden, len(LABELS))
+
+    def forward(self, h, attention_mask, target_index):
+        """`target_index`: (n_targets, 1 + max target pieces) rows of
+        [sentence row, piece, piece, ..., -1 padding]."""
+        mask = attention_mask.unsqueeze(-1).to(h.dtype)
+        sentence_mean = (h * mask).sum(1) / mask.sum(1)
+        rows = target_index[:, 0]
+        pieces = target_index[:, 1:]
+        valid = (pieces >= 0).to(h.dtype).unsqueeze(-1)
+        gathered = h[rows.unsqueeze(1), pieces.clamp(min=0)]
+        t = (gathered * valid).sum(1) / valid.sum(1)
+        s = sentence_mean[rows]
+        parts = [t, s, t * s]
+        if self.attend:
+            states = h[rows]  # (n, T, d)
+            scores = torch.einsum("nd,ntd->nt", self.query(t), states) / math.sqrt(h.shape[-1])
+            scores = scores.masked_fill(attention_mask[rows] == 0, float("-inf"))
+            c = torch.einsum("nt,ntd->nd", torch.softmax(scores, dim=-1), states)
+            parts += [c, t * c]
+        return self.linear(self.dropout(torch.cat(parts, dim=-1)))
+
+
 class StanceModel(nn.Module):
-    def __init__(self, base_dir: str, rank: int, alpha: float, lora_dropout: float, dropout: float):
+    def __init__(self, base_dir: str, rank: int, alpha: float, lora_dropout: float, dropout: float,
+                 pooling: str = HEADS["mean"]):
         super().__init__()
         self.bert = BertModel.from_pretrained(base_dir, add_pooling_layer=False)
         for p in self.bert.parameters():
@@ -152,25 +202,12 @@ class StanceModel(nn.Module):
             if isinstance(module, nn.LayerNorm):
                 for p in module.parameters():
                     p.requires_grad = True
-        hidden = self.bert.config.hidden_size
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(3 * hidden, len(LABELS))
+        self.head = Head(self.bert.config.hidden_size, pooling, dropout)
         self.rank, self.alpha = rank, alpha
 
     def forward(self, input_ids, attention_mask, target_index):
-        """`target_index`: (n_targets, 1 + max target pieces) rows of
-        [sentence row, piece, piece, ..., -1 padding]."""
         h = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(h.dtype)
-        sentence_mean = (h * mask).sum(1) / mask.sum(1)
-        rows = target_index[:, 0]
-        pieces = target_index[:, 1:]
-        valid = (pieces >= 0).to(h.dtype).unsqueeze(-1)
-        gathered = h[rows.unsqueeze(1), pieces.clamp(min=0)]
-        t = (gathered * valid).sum(1) / valid.sum(1)
-        s = sentence_mean[rows]
-        features = torch.cat([t, s, t * s], dim=-1)
-        return self.head(self.dropout(features))
+        return self.head(h, attention_mask, target_index)
 
 
 def collate(batch):
@@ -205,9 +242,23 @@ def adapter_tensors(model: StanceModel) -> dict[str, torch.Tensor]:
         if isinstance(module, nn.LayerNorm):
             out[f"{name}.weight"] = module.weight.detach().clone().contiguous()
             out[f"{name}.bias"] = module.bias.detach().clone().contiguous()
-    out["head.weight"] = model.head.weight.detach().clone().contiguous()
-    out["head.bias"] = model.head.bias.detach().clone().contiguous()
+    out.update(head_tensors(model.head))
     return out
+
+
+def head_tensors(head: Head) -> dict[str, torch.Tensor]:
+    out = {"head.weight": head.linear.weight.detach().clone().contiguous(),
+           "head.bias": head.linear.bias.detach().clone().contiguous()}
+    if head.query is not None:
+        out["head.query.weight"] = head.query.weight.detach().clone().contiguous()
+    return out
+
+
+def load_head(head: Head, tensors: dict[str, torch.Tensor]) -> None:
+    head.linear.weight.data.copy_(tensors["head.weight"])
+    head.linear.bias.data.copy_(tensors["head.bias"])
+    if head.query is not None:
+        head.query.weight.data.copy_(tensors["head.query.weight"])
 
 
 def save_adapter(model: StanceModel, out_dir: str, base_dir: str, meta: dict) -> None:
@@ -220,7 +271,7 @@ def save_adapter(model: StanceModel, out_dir: str, base_dir: str, meta: dict) ->
         "rank": model.rank,
         "alpha": model.alpha,
         "adapted": ADAPTED,
-        "pooling": "target-mean ; sentence-mean ; product",
+        "pooling": model.head.pooling,
         "max_pieces": MAX_PIECES,
         "adapter_sha256": sha256_file(path),
         "base": {
@@ -258,22 +309,15 @@ def load_merged(base_dir: str, adapter_dir: str):
             assert key in state, key
             state[key] = value
     bert.load_state_dict(state)
-    head = nn.Linear(tensors["head.weight"].shape[1], tensors["head.weight"].shape[0])
-    head.load_state_dict({"weight": tensors["head.weight"], "bias": tensors["head.bias"]})
+    head = Head(bert.config.hidden_size, manifest.get("pooling", HEADS["mean"]))
+    load_head(head, tensors)
     return bert, head.eval(), manifest
 
 
 @torch.no_grad()
 def merged_logits(bert, head, input_ids, attention_mask, target_index):
     h = bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    mask = attention_mask.unsqueeze(-1).to(h.dtype)
-    sentence_mean = (h * mask).sum(1) / mask.sum(1)
-    rows = target_index[:, 0]
-    pieces = target_index[:, 1:]
-    valid = (pieces >= 0).to(h.dtype).unsqueeze(-1)
-    t = (h[rows.unsqueeze(1), pieces.clamp(min=0)] * valid).sum(1) / valid.sum(1)
-    s = sentence_mean[rows]
-    return head(torch.cat([t, s, t * s], dim=-1))
+    return head(h, attention_mask, target_index)
 
 
 def f1m_and_accuracy(gold: list[int], pred: list[int]) -> tuple[float, float]:

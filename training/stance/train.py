@@ -69,6 +69,9 @@ def main():
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--alpha", type=float, default=32.0)
     ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--version", default="1.0.0", help="the model version the manifest gives")
+    ap.add_argument("--head", choices=sorted(common.HEADS), default="mean",
+                    help="mean: [t; s; t*s]; attend: also a target-attention context")
     ap.add_argument("--dev-sentences", type=int, default=700)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0, help="train sentences (0: all; for smoke runs)")
@@ -94,7 +97,8 @@ def main():
         flush=True,
     )
 
-    model = common.StanceModel(args.base, args.rank, args.alpha, lora_dropout=0.1, dropout=0.1)
+    model = common.StanceModel(args.base, args.rank, args.alpha, lora_dropout=0.1, dropout=0.1,
+                               pooling=common.HEADS[args.head])
     params = [p for p in model.parameters() if p.requires_grad]
     print(f"trainable parameters: {sum(p.numel() for p in params):,}", flush=True)
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
@@ -150,8 +154,7 @@ def main():
         if isinstance(module, nn.LayerNorm):
             module.weight.data.copy_(tensors[f"{name}.weight"])
             module.bias.data.copy_(tensors[f"{name}.bias"])
-    model.head.weight.data.copy_(tensors["head.weight"])
-    model.head.bias.data.copy_(tensors["head.bias"])
+    common.load_head(model.head, tensors)
 
     dev_logits, dev_gold = predict(model, dev)
     temperature = fit_temperature(dev_logits, dev_gold)
@@ -168,13 +171,14 @@ def main():
 
     meta = {
         "name": "stance-minilm-newsmtsc",
-        "version": "1.0.0",
+        "version": args.version,
         "temperature": temperature,
         "training": {
             "data": "NewsMTSC train.jsonl (Hamborg & Donnay, EACL 2021; MIT), "
                     f"less a {args.dev_sentences}-sentence dev split (seed {args.seed})",
             "command": "scripts/train-stance",
             "epochs": args.epochs,
+            "head": args.head,
             "best_epoch": epoch,
             "batch_sentences": args.batch,
             "lr": args.lr,

@@ -5,7 +5,7 @@
 //! and figures); `adapter.safetensors` holds the low-rank factors of every
 //! adapted linear layer (`<layer>.lora_a`, `<layer>.lora_b`), the trained
 //! LayerNorms (replacing the base's) and the head (`head.weight`,
-//! `head.bias`). Loading checks both checksums before anything is used, so a
+//! `head.bias`, and `head.query.weight` for the attending pooling). Loading checks both checksums before anything is used, so a
 //! corrupt or mismatched file is a start-up error naming it.
 
 use std::collections::HashMap;
@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+
+use super::head::{Head, Pooling};
 
 /// The manifest's format tag this runtime reads.
 pub const FORMAT: &str = "article-analyzer-stance-adapter/1";
@@ -79,9 +81,17 @@ pub struct Manifest {
     pub alpha: f32,
     /// Softmax temperature fitted on the dev split (sentence level).
     pub temperature: f32,
+    /// How the head pools a mention ([`Pooling`]'s names; the first
+    /// adapters, which had one head, do not say).
+    #[serde(default = "mean_pooling")]
+    pub pooling: String,
     pub adapter_sha256: String,
     pub base: BaseModel,
     pub training: Training,
+}
+
+fn mean_pooling() -> String {
+    Pooling::MEAN.to_string()
 }
 
 /// A checked adapter, ready to merge into its base.
@@ -141,6 +151,17 @@ impl Adapter {
             return Err(AdapterError::invalid(
                 &manifest_path,
                 "rank must be > 0 and alpha finite",
+            ));
+        }
+        if Pooling::width(&manifest.pooling).is_none() {
+            return Err(AdapterError::invalid(
+                &manifest_path,
+                format!(
+                    "pooling {:?}: this build reads {:?} and {:?}",
+                    manifest.pooling,
+                    Pooling::MEAN,
+                    Pooling::ATTEND
+                ),
             ));
         }
         if !(manifest.temperature.is_finite() && manifest.temperature > 0.0) {
@@ -221,26 +242,43 @@ impl Adapter {
         Ok(())
     }
 
-    /// The head as rows of plain numbers: 3 × (3 · hidden) and 3 biases.
-    pub fn head(&self, hidden: usize) -> Result<(Vec<Vec<f32>>, Vec<f32>), AdapterError> {
-        let w = self
-            .tensors
-            .get("head.weight")
-            .ok_or_else(|| self.bad("no head.weight"))?;
-        let b = self
-            .tensors
-            .get("head.bias")
-            .ok_or_else(|| self.bad("no head.bias"))?;
-        if w.dims() != [3, 3 * hidden] || b.dims() != [3] {
+    /// The head: 3 × (width · hidden) weights and 3 biases, and for the
+    /// attending pooling its hidden × hidden query.
+    pub fn head(&self, hidden: usize) -> Result<Head, AdapterError> {
+        let width = Pooling::width(&self.manifest.pooling)
+            .ok_or_else(|| self.bad(format!("pooling {:?}", self.manifest.pooling)))?;
+        let tensor = |key: &str| {
+            self.tensors
+                .get(key)
+                .ok_or_else(|| self.bad(format!("no {key}")))
+        };
+        let (w, b) = (tensor("head.weight")?, tensor("head.bias")?);
+        if w.dims() != [3, width * hidden] || b.dims() != [3] {
             return Err(self.bad(format!(
                 "head is {:?} + {:?}, expected [3, {}] + [3]",
                 w.dims(),
                 b.dims(),
-                3 * hidden
+                width * hidden
             )));
         }
         let rows = w.to_vec2::<f32>().map_err(|e| self.bad(e.to_string()))?;
         let bias = b.to_vec1::<f32>().map_err(|e| self.bad(e.to_string()))?;
-        Ok((rows, bias))
+        let pooling = if width == 5 {
+            let q = tensor("head.query.weight")?;
+            if q.dims() != [hidden, hidden] {
+                return Err(self.bad(format!(
+                    "head.query.weight is {:?}, expected [{hidden}, {hidden}]",
+                    q.dims()
+                )));
+            }
+            let query = q
+                .flatten_all()
+                .and_then(|q| q.to_vec1::<f32>())
+                .map_err(|e| self.bad(e.to_string()))?;
+            Pooling::Attend { query }
+        } else {
+            Pooling::Mean
+        };
+        Ok(Head::new(hidden, pooling, rows, bias))
     }
 }

@@ -18,6 +18,7 @@ use tokenizers::Tokenizer;
 
 use super::adapter::{Adapter, AdapterError};
 use super::bert::{Bert, BertConfig};
+use super::head::{mean, Head};
 
 /// One sentence and the byte ranges (within it) of the mentions to
 /// classify: the pipeline's [`MentionQuery`](crate::pipeline::MentionQuery).
@@ -52,9 +53,7 @@ impl Default for EncoderLimits {
 pub struct SentenceEncoder {
     bert: Bert,
     tokenizer: Tokenizer,
-    /// `head[label][feature]`, 3 × (3 × hidden).
-    head: Vec<Vec<f32>>,
-    head_bias: Vec<f32>,
+    head: Head,
     cls: u32,
     sep: u32,
     limits: EncoderLimits,
@@ -123,7 +122,7 @@ impl SentenceEncoder {
         adapter.merge_into(&mut tensors)?;
         let bert = Bert::load(&config, tensors)
             .map_err(|e| AdapterError::invalid(&weights, format!("cannot build BERT: {e}")))?;
-        let (head, head_bias) = adapter.head(bert.hidden())?;
+        let head = adapter.head(bert.hidden())?;
 
         let tok_path = base.join("tokenizer.json");
         let mut tokenizer = Tokenizer::from_file(&tok_path)
@@ -147,7 +146,6 @@ impl SentenceEncoder {
             bert,
             tokenizer,
             head,
-            head_bias,
             cls,
             sep,
             limits,
@@ -318,42 +316,10 @@ impl SentenceEncoder {
     /// Logits of a row's mentions from its hidden states (pieces × hidden).
     fn read_row(&self, row: &Row, states: &[f32]) -> Vec<(usize, usize, [f32; 3])> {
         let d = self.bert.hidden();
-        let piece = |p: usize| &states[p * d..(p + 1) * d];
-        let sentence = mean((0..row.ids.len()).map(piece), d);
+        let sentence = mean(states.chunks_exact(d), d);
         row.mentions
             .iter()
-            .map(|(si, mi, pieces)| {
-                let target = mean(pieces.iter().map(|&p| piece(p)), d);
-                (*si, *mi, self.head_logits(&target, &sentence))
-            })
+            .map(|(si, mi, pieces)| (*si, *mi, self.head.logits(states, pieces, &sentence)))
             .collect()
     }
-
-    /// `W [t ; s ; t * s] + b`.
-    fn head_logits(&self, t: &[f32], s: &[f32]) -> [f32; 3] {
-        let mut logits = [0f32; 3];
-        for (k, w) in self.head.iter().enumerate() {
-            let d = self.bert.hidden();
-            let mut acc = self.head_bias[k];
-            for i in 0..d {
-                acc += w[i] * t[i] + w[d + i] * s[i] + w[2 * d + i] * t[i] * s[i];
-            }
-            logits[k] = acc;
-        }
-        logits
-    }
-}
-
-fn mean<'a>(rows: impl Iterator<Item = &'a [f32]>, d: usize) -> Vec<f32> {
-    let mut acc = vec![0f32; d];
-    let mut n = 0usize;
-    for row in rows {
-        for (a, x) in acc.iter_mut().zip(row) {
-            *a += x;
-        }
-        n += 1;
-    }
-    let n = n.max(1) as f32;
-    acc.iter_mut().for_each(|a| *a /= n);
-    acc
 }

@@ -22,6 +22,7 @@
 mod adapter;
 mod bert;
 pub mod encoder;
+mod head;
 mod simd;
 
 use std::collections::{BTreeMap, HashMap};
@@ -35,6 +36,7 @@ use crate::pipeline::{
 
 pub use adapter::{Adapter, AdapterError, Manifest};
 use encoder::{EncoderLimits, SentenceEncoder, SentenceInput};
+pub use head::{Head, Pooling};
 
 use super::{softmax, LexiconStance, SentenceScore};
 
