@@ -120,3 +120,43 @@ pub(crate) fn mean<'a>(rows: impl Iterator<Item = &'a [f32]>, d: usize) -> Vec<f
     acc.iter_mut().for_each(|a| *a /= n);
     acc
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two pieces in two dimensions: the mention is piece 0.
+    const STATES: [f32; 4] = [1.0, 0.0, 0.0, 1.0];
+
+    fn one_hot(width: usize, at: usize) -> Vec<f32> {
+        (0..width)
+            .map(|i| if i == at { 1.0 } else { 0.0 })
+            .collect()
+    }
+
+    #[test]
+    fn mean_pooling_reads_the_mention_the_sentence_and_their_product() {
+        // Features [t ; s ; t*s] = [1, 0, .5, .5, .5, 0].
+        let weight = vec![vec![1.0; 6], one_hot(6, 3), vec![0.0; 6]];
+        let head = Head::new(2, Pooling::Mean, weight, vec![0.0, 0.0, 0.25]);
+        let logits = head.logits(&STATES, &[0], &[0.5, 0.5]);
+        assert_eq!(logits, [2.5, 0.5, 0.25]);
+    }
+
+    #[test]
+    fn attending_pooling_weights_the_pieces_by_the_mentions_query() {
+        // Q = I: q = t = [1, 0]; scores [1/√2, 0]; a = softmax(scores).
+        let a0 = (0.5f32.sqrt()).exp() / ((0.5f32.sqrt()).exp() + 1.0);
+        let c = [a0, 1.0 - a0];
+        // Features [t ; s ; t*s ; c ; t*c] = [1, 0, .5, .5, .5, 0, c0, c1, c0, 0].
+        let weight = vec![vec![1.0; 10], one_hot(10, 7), one_hot(10, 8)];
+        let query = vec![1.0, 0.0, 0.0, 1.0];
+        let head = Head::new(2, Pooling::Attend { query }, weight, vec![0.0; 3]);
+        let logits = head.logits(&STATES, &[0], &[0.5, 0.5]);
+        let want = [2.5 + c[0] + c[1] + c[0], c[1], c[0]];
+        for (got, want) in logits.iter().zip(want) {
+            assert!((got - want).abs() < 1e-6, "{logits:?} against {want:?}");
+        }
+        assert!(c[0] > c[1], "the mention attends most to itself");
+    }
+}
