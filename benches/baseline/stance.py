@@ -43,11 +43,12 @@ class Stance:
         self.bert, self.head, manifest = common.load_merged(base_dir, adapter_dir)
         self.tok = common.tokenizer(base_dir)
         self.temperature = float(manifest.get("temperature", 1.0))
-        self.info = {"name": "stance-minilm-newsmtsc", "version": str(manifest.get("version", "")),
+        self.info = {"name": manifest["name"], "version": str(manifest.get("version", "")),
                      "sha256": manifest["adapter_sha256"]}
 
     def targets(self, options, groups):
-        """(target string, lowercase forms that count as its mention)."""
+        """The target strings: the caller's (EXPLICIT), or the longest text of
+        each of the most frequent stance-worthy entity groups."""
         stance = options.stance if options is not None else None
         if stance is not None and stance.mode == stance.EXPLICIT:
             return [t for t in stance.targets if t.strip()]
@@ -57,7 +58,7 @@ class Stance:
         return [max((m.text for m in ms), key=len) for _, _, ms in ranked[:limit]]
 
     def classify(self, doc, targets):
-        """Per target: (label, score, favor, against, neutral, evidence), where
+        """Per target: (target, label, score, favor, against, neutral, evidence), where
         evidence is [(sentence, [(start_char, end_char)], p_pos - p_neg)]."""
         sents = list(doc.sents)
         # Mentions of each target, per sentence index (sentence-relative chars).

@@ -144,13 +144,11 @@ class LoraLinear(nn.Module):
 
 
 # The heads a manifest can name ("pooling"), with their feature count in
-# multiples of the hidden size.
-POOLINGS = {
-    "target-mean ; sentence-mean ; product": 3,
-    "target-mean ; sentence-mean ; product ; target-attention ; product": 5,
-}
-HEADS = {"mean": "target-mean ; sentence-mean ; product",
-         "attend": "target-mean ; sentence-mean ; product ; target-attention ; product"}
+# multiples of the hidden size; HEADS: train.py's --head names for them.
+MEAN = "target-mean ; sentence-mean ; product"
+ATTEND = "target-mean ; sentence-mean ; product ; target-attention ; product"
+POOLINGS = {MEAN: 3, ATTEND: 5}
+HEADS = {"mean": MEAN, "attend": ATTEND}
 
 
 class Head(nn.Module):
@@ -187,7 +185,7 @@ class Head(nn.Module):
 
 class StanceModel(nn.Module):
     def __init__(self, base_dir: str, rank: int, alpha: float, lora_dropout: float, dropout: float,
-                 pooling: str = HEADS["mean"]):
+                 pooling: str = MEAN):
         super().__init__()
         self.bert = BertModel.from_pretrained(base_dir, add_pooling_layer=False)
         for p in self.bert.parameters():
@@ -309,7 +307,7 @@ def load_merged(base_dir: str, adapter_dir: str):
             assert key in state, key
             state[key] = value
     bert.load_state_dict(state)
-    head = Head(bert.config.hidden_size, manifest.get("pooling", HEADS["mean"]))
+    head = Head(bert.config.hidden_size, manifest.get("pooling", MEAN))
     load_head(head, tensors)
     return bert, head.eval(), manifest
 

@@ -5,8 +5,9 @@
 //! and figures); `adapter.safetensors` holds the low-rank factors of every
 //! adapted linear layer (`<layer>.lora_a`, `<layer>.lora_b`), the trained
 //! LayerNorms (replacing the base's) and the head (`head.weight`,
-//! `head.bias`, and `head.query.weight` for the attending pooling). Loading checks both checksums before anything is used, so a
-//! corrupt or mismatched file is a start-up error naming it.
+//! `head.bias`, and `head.query.weight` for the attending pooling). Loading
+//! checks both checksums before anything is used, so a corrupt or
+//! mismatched file is a start-up error naming it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use candle_core::{Device, Tensor};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::head::{Head, Pooling};
+use super::head::{Head, HeadKind, Pooling};
 
 /// The manifest's format tag this runtime reads.
 pub const FORMAT: &str = "article-analyzer-stance-adapter/1";
@@ -81,17 +82,13 @@ pub struct Manifest {
     pub alpha: f32,
     /// Softmax temperature fitted on the dev split (sentence level).
     pub temperature: f32,
-    /// How the head pools a mention ([`Pooling`]'s names; the first
-    /// adapters, which had one head, do not say).
-    #[serde(default = "mean_pooling")]
-    pub pooling: String,
+    /// Which head the adapter holds (an unknown name is a malformed
+    /// manifest).
+    #[serde(default)]
+    pub pooling: HeadKind,
     pub adapter_sha256: String,
     pub base: BaseModel,
     pub training: Training,
-}
-
-fn mean_pooling() -> String {
-    Pooling::MEAN.to_string()
 }
 
 /// A checked adapter, ready to merge into its base.
@@ -151,17 +148,6 @@ impl Adapter {
             return Err(AdapterError::invalid(
                 &manifest_path,
                 "rank must be > 0 and alpha finite",
-            ));
-        }
-        if Pooling::width(&manifest.pooling).is_none() {
-            return Err(AdapterError::invalid(
-                &manifest_path,
-                format!(
-                    "pooling {:?}: this build reads {:?} and {:?}",
-                    manifest.pooling,
-                    Pooling::MEAN,
-                    Pooling::ATTEND
-                ),
             ));
         }
         if !(manifest.temperature.is_finite() && manifest.temperature > 0.0) {
@@ -245,8 +231,7 @@ impl Adapter {
     /// The head: 3 × (width · hidden) weights and 3 biases, and for the
     /// attending pooling its hidden × hidden query.
     pub fn head(&self, hidden: usize) -> Result<Head, AdapterError> {
-        let width = Pooling::width(&self.manifest.pooling)
-            .ok_or_else(|| self.bad(format!("pooling {:?}", self.manifest.pooling)))?;
+        let width = self.manifest.pooling.width();
         let tensor = |key: &str| {
             self.tensors
                 .get(key)
@@ -263,7 +248,7 @@ impl Adapter {
         }
         let rows = w.to_vec2::<f32>().map_err(|e| self.bad(e.to_string()))?;
         let bias = b.to_vec1::<f32>().map_err(|e| self.bad(e.to_string()))?;
-        let pooling = if width == 5 {
+        let pooling = if self.manifest.pooling == HeadKind::Attend {
             let q = tensor("head.query.weight")?;
             if q.dims() != [hidden, hidden] {
                 return Err(self.bad(format!(

@@ -68,8 +68,8 @@ const MEMO_PIECES: usize = 16_384;
 /// document (the relations after the stance) reads them instead of running
 /// them again. A row attends only to itself, so a read gives what running
 /// it again would compute (up to the rounding of a pass packed with other
-/// rows, about 1e-6; `tests/learned_stance.rs`). Bounded by [`MEMO_PIECES`]: past that,
-/// rows are run and not kept.
+/// rows, about 1e-6; `tests/learned_stance.rs`). Bounded by
+/// [`MEMO_PIECES`]: past that, rows are run and not kept.
 #[derive(Debug, Default)]
 pub struct EncodedRows {
     states: HashMap<Vec<u32>, Vec<f32>>,

@@ -20,18 +20,25 @@ pub enum Pooling {
     },
 }
 
-impl Pooling {
-    /// The manifest's names for the two poolings.
-    pub const MEAN: &'static str = "target-mean ; sentence-mean ; product";
-    pub const ATTEND: &'static str =
-        "target-mean ; sentence-mean ; product ; target-attention ; product";
+/// The head a manifest names (its `pooling`), before its numbers are read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+pub enum HeadKind {
+    /// [`Pooling::Mean`]; the first adapters, which had only this head, do
+    /// not name it.
+    #[default]
+    #[serde(rename = "target-mean ; sentence-mean ; product")]
+    Mean,
+    /// [`Pooling::Attend`].
+    #[serde(rename = "target-mean ; sentence-mean ; product ; target-attention ; product")]
+    Attend,
+}
 
+impl HeadKind {
     /// Features per mention, in multiples of the hidden size.
-    pub fn width(name: &str) -> Option<usize> {
-        match name {
-            Self::MEAN => Some(3),
-            Self::ATTEND => Some(5),
-            _ => None,
+    pub fn width(self) -> usize {
+        match self {
+            HeadKind::Mean => 3,
+            HeadKind::Attend => 5,
         }
     }
 }
@@ -60,10 +67,6 @@ impl Head {
             weight,
             bias,
         }
-    }
-
-    pub fn pooling(&self) -> &Pooling {
-        &self.pooling
     }
 
     /// Logits of one mention: `states` are its row's hidden states (pieces

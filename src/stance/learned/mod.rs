@@ -36,7 +36,7 @@ use crate::pipeline::{
 
 pub use adapter::{Adapter, AdapterError, Manifest};
 use encoder::{EncoderLimits, SentenceEncoder, SentenceInput};
-pub use head::{Head, Pooling};
+pub use head::{Head, HeadKind, Pooling};
 
 use super::{softmax, LexiconStance, SentenceScore};
 
