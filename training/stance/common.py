@@ -2,7 +2,9 @@
 
 The model is all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384) with low-rank
 adapters (LoRA) on every linear layer of the encoder, its LayerNorms trained,
-and a small head. One encoder pass per sentence; every target in the sentence
+and a small head; or (`--tune full`, rank 0) every encoder layer trained
+whole, the word embeddings frozen, saved as the difference from the base in
+float16 (see `adapter_tensors`). One encoder pass per sentence; every target in the sentence
 is read off the same hidden states:
 
     h       = encoder(sentence)                      (T x 384)
@@ -184,17 +186,29 @@ class Head(nn.Module):
 
 
 class StanceModel(nn.Module):
+    """rank > 0: LoRA factors on the ADAPTED layers; rank 0: those layers
+    (weights and biases) trained whole, their base weights kept aside so that
+    only the difference is saved."""
+
     def __init__(self, base_dir: str, rank: int, alpha: float, lora_dropout: float, dropout: float,
                  pooling: str = MEAN):
         super().__init__()
         self.bert = BertModel.from_pretrained(base_dir, add_pooling_layer=False)
         for p in self.bert.parameters():
             p.requires_grad = False
-        for layer in self.bert.encoder.layer:
+        self.base_weights = {}
+        for i, layer in enumerate(self.bert.encoder.layer):
             for name in ADAPTED:
                 parent_name, _, leaf = name.rpartition(".")
                 parent = layer.get_submodule(parent_name)
-                setattr(parent, leaf, LoraLinear(getattr(parent, leaf), rank, alpha, lora_dropout))
+                if rank:
+                    setattr(parent, leaf,
+                            LoraLinear(getattr(parent, leaf), rank, alpha, lora_dropout))
+                else:
+                    linear = getattr(parent, leaf)
+                    self.base_weights[f"encoder.layer.{i}.{name}"] = linear.weight.detach().clone()
+                    for p in linear.parameters():
+                        p.requires_grad = True
         # LayerNorms are trained and saved whole (a few thousand numbers).
         for name, module in self.bert.named_modules():
             if isinstance(module, nn.LayerNorm):
@@ -228,14 +242,21 @@ def collate(batch):
 
 
 def adapter_tensors(model: StanceModel) -> dict[str, torch.Tensor]:
-    """What differs from the base: LoRA factors, LayerNorms, the head."""
+    """What differs from the base: LoRA factors (or, trained whole, each
+    weight's difference from the base as float16 and its bias), LayerNorms,
+    the head."""
     out = {}
     for i, layer in enumerate(model.bert.encoder.layer):
         for name in ADAPTED:
             m = layer.get_submodule(name)
             key = f"encoder.layer.{i}.{name}"
-            out[f"{key}.lora_a"] = m.lora_a.detach().clone().contiguous()
-            out[f"{key}.lora_b"] = m.lora_b.detach().clone().contiguous()
+            if model.rank:
+                out[f"{key}.lora_a"] = m.lora_a.detach().clone().contiguous()
+                out[f"{key}.lora_b"] = m.lora_b.detach().clone().contiguous()
+            else:
+                delta = m.weight.detach() - model.base_weights[key]
+                out[f"{key}.delta"] = delta.to(torch.float16).contiguous()
+                out[f"{key}.bias"] = m.bias.detach().clone().contiguous()
     for name, module in model.bert.named_modules():
         if isinstance(module, nn.LayerNorm):
             out[f"{name}.weight"] = module.weight.detach().clone().contiguous()
@@ -252,6 +273,27 @@ def head_tensors(head: Head) -> dict[str, torch.Tensor]:
     return out
 
 
+def restore(model: StanceModel, tensors: dict[str, torch.Tensor]) -> None:
+    """Puts `adapter_tensors` output back into the model. Trained whole, each
+    weight becomes base + the saved float16 difference: the model that is
+    evaluated is exactly the one saved."""
+    for i, layer in enumerate(model.bert.encoder.layer):
+        for name in ADAPTED:
+            m = layer.get_submodule(name)
+            key = f"encoder.layer.{i}.{name}"
+            if model.rank:
+                m.lora_a.data.copy_(tensors[f"{key}.lora_a"])
+                m.lora_b.data.copy_(tensors[f"{key}.lora_b"])
+            else:
+                m.weight.data.copy_(model.base_weights[key] + tensors[f"{key}.delta"].float())
+                m.bias.data.copy_(tensors[f"{key}.bias"])
+    for name, module in model.bert.named_modules():
+        if isinstance(module, nn.LayerNorm):
+            module.weight.data.copy_(tensors[f"{name}.weight"])
+            module.bias.data.copy_(tensors[f"{name}.bias"])
+    load_head(model.head, tensors)
+
+
 def load_head(head: Head, tensors: dict[str, torch.Tensor]) -> None:
     head.linear.weight.data.copy_(tensors["head.weight"])
     head.linear.bias.data.copy_(tensors["head.bias"])
@@ -263,11 +305,11 @@ def save_adapter(model: StanceModel, out_dir: str, base_dir: str, meta: dict) ->
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "adapter.safetensors")
     save_file(adapter_tensors(model), path)
+    tuning = ({"rank": model.rank, "alpha": model.alpha} if model.rank else {"tuning": "full"})
     manifest = {
         "format": "article-analyzer-stance-adapter/1",
         "labels": LABELS,
-        "rank": model.rank,
-        "alpha": model.alpha,
+        **tuning,
         "adapted": ADAPTED,
         "pooling": model.head.pooling,
         "max_pieces": MAX_PIECES,
@@ -295,12 +337,15 @@ def load_merged(base_dir: str, adapter_dir: str):
     tensors = load_file(path)
     bert = BertModel.from_pretrained(base_dir, add_pooling_layer=False).eval()
     state = bert.state_dict()
-    scale = manifest["alpha"] / manifest["rank"]
+    scale = manifest["alpha"] / manifest["rank"] if "rank" in manifest else None
     for key, value in tensors.items():
         if key.endswith(".lora_a"):
             stem = key[: -len(".lora_a")]
             b = tensors[stem + ".lora_b"]
             state[stem + ".weight"] = state[stem + ".weight"] + scale * (b @ value)
+        elif key.endswith(".delta"):
+            stem = key[: -len(".delta")]
+            state[stem + ".weight"] = state[stem + ".weight"] + value.float()
         elif key.startswith("head.") or key.endswith(".lora_b"):
             continue
         else:

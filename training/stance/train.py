@@ -67,6 +67,9 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--rank", type=int, default=16)
+    ap.add_argument("--tune", choices=["lora", "full"], default="lora",
+                    help="lora: low-rank adapters (--rank); full: every encoder layer "
+                         "trained whole, saved as its float16 difference from the base")
     ap.add_argument("--alpha", type=float, default=32.0)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--version", default="1.0.0", help="the model version the manifest gives")
@@ -97,7 +100,8 @@ def main():
         flush=True,
     )
 
-    model = common.StanceModel(args.base, args.rank, args.alpha, lora_dropout=0.1, dropout=0.1,
+    rank = args.rank if args.tune == "lora" else 0
+    model = common.StanceModel(args.base, rank, args.alpha, lora_dropout=0.1, dropout=0.1,
                                pooling=common.HEADS[args.head])
     params = [p for p in model.parameters() if p.requires_grad]
     print(f"trainable parameters: {sum(p.numel() for p in params):,}", flush=True)
@@ -143,18 +147,9 @@ def main():
         if f1m > best[0]:
             best = (f1m, epoch, {k: v.clone() for k, v in common.adapter_tensors(model).items()})
 
-    # Restore the best epoch's weights into the model.
+    # Restore the best epoch's weights into the model (as saved).
     f1m, epoch, tensors = best
-    for i, layer in enumerate(model.bert.encoder.layer):
-        for name in common.ADAPTED:
-            m = layer.get_submodule(name)
-            m.lora_a.data.copy_(tensors[f"encoder.layer.{i}.{name}.lora_a"])
-            m.lora_b.data.copy_(tensors[f"encoder.layer.{i}.{name}.lora_b"])
-    for name, module in model.bert.named_modules():
-        if isinstance(module, nn.LayerNorm):
-            module.weight.data.copy_(tensors[f"{name}.weight"])
-            module.bias.data.copy_(tensors[f"{name}.bias"])
-    common.load_head(model.head, tensors)
+    common.restore(model, tensors)
 
     dev_logits, dev_gold = predict(model, dev)
     temperature = fit_temperature(dev_logits, dev_gold)
@@ -179,6 +174,7 @@ def main():
             "command": "scripts/train-stance",
             "epochs": args.epochs,
             "head": args.head,
+            "tune": args.tune,
             "best_epoch": epoch,
             "batch_sentences": args.batch,
             "lr": args.lr,
@@ -190,7 +186,9 @@ def main():
     }
     common.save_adapter(model, args.out, args.base, meta)
     print(f"wrote {args.out}/adapter.safetensors and adapter.json "
-          f"({os.path.getsize(os.path.join(args.out, 'adapter.safetensors')) / 1e6:.1f} MB)", flush=True)
+          f"({os.path.getsize(os.path.join(args.out, 'adapter.safetensors')) / 1e6:.1f} MB); "
+          "fit its article-level decision with `cargo run --release --example stance_fit` "
+          "and add the `decision` block it prints to adapter.json", flush=True)
 
 
 if __name__ == "__main__":
