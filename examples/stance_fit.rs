@@ -8,12 +8,13 @@
 //!
 //! It reads every target once (the model's per-mention probabilities, the
 //! lexicon's contributions, reported speech), then grid-searches
-//! `learned_weight`, `lexicon_weight`, `neutral_margin` and
-//! `reported_weight` for macro-F1(FAVOR, AGAINST) (ties: accuracy, then the
+//! `learned_weight`, `lexicon_weight`, `neutral_margin`, `neutral_weight`
+//! and `reported_weight` for macro-F1(FAVOR, AGAINST) (ties: accuracy, then the
 //! smaller weights), for the combined engine and for the model alone; then
 //! scales the chosen logits by the factor that minimises the negative log
 //! likelihood (calibration: the argmax does not move). It prints the
-//! settings; `src/stance/learned/mod.rs` holds the chosen ones.
+//! settings, and last the manifest's `decision` block for them: the model's
+//! `adapter.json` (`data/stance-minilm-newsmtsc/`) holds the chosen ones.
 
 use std::path::PathBuf;
 
@@ -23,7 +24,7 @@ use article_analyzer::config::{ComponentSet, ModelConfig};
 use article_analyzer::pipeline::{group_mentions, EntityRecognizer, StanceLabel, Target};
 use article_analyzer::stance::eval::{load_set, Scores};
 use article_analyzer::stance::learned::{
-    LearnedConfig, LearnedStance, Mode, ModelPaths, SentenceReading,
+    Decision, LearnedConfig, LearnedStance, Mode, ModelPaths, SentenceReading,
 };
 use article_analyzer::stance::LexiconStance;
 
@@ -61,8 +62,9 @@ fn main() -> anyhow::Result<()> {
         readings.len()
     );
 
+    let mut block = Vec::new();
     for mode in [Mode::Combined, Mode::LearnedOnly] {
-        let base = LearnedConfig::for_mode(mode);
+        let base = LearnedConfig::for_mode(mode, &Decision::default());
         let lexicon_weights: &[f32] = match mode {
             Mode::Combined => &[0.25, 0.5, 0.75, 1.0, 1.5, 2.0],
             Mode::LearnedOnly => &[0.0],
@@ -70,21 +72,28 @@ fn main() -> anyhow::Result<()> {
         let mut best: Option<((f64, f64, f32), LearnedConfig)> = None;
         for &a in &[1.0f32, 2.0, 3.0, 4.0, 6.0, 8.0] {
             for &b in lexicon_weights {
-                for m10 in 0..=20 {
-                    for &r in &[0.25f32, 0.5, 0.75, 1.0] {
-                        let cfg = LearnedConfig {
-                            learned_weight: a,
-                            lexicon_weight: b,
-                            neutral_margin: m10 as f32 / 10.0,
-                            reported_weight: r,
-                            ..base.clone()
-                        };
-                        let scores = Scores::from_pairs(
-                            readings.iter().map(|(rd, g)| (*g, cfg.decide(rd).best().0)),
-                        );
-                        let key = (scores.macro_f1_favor_against(), scores.accuracy(), -(a + b));
-                        if best.as_ref().map_or(true, |(k, _)| key > *k) {
-                            best = Some((key, cfg));
+                for m10 in -10..=20 {
+                    for &n in &[0.0f32, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0] {
+                        for &r in &[0.25f32, 0.5, 0.75, 1.0] {
+                            let cfg = LearnedConfig {
+                                learned_weight: a,
+                                lexicon_weight: b,
+                                neutral_margin: m10 as f32 / 10.0,
+                                neutral_weight: n,
+                                reported_weight: r,
+                                ..base.clone()
+                            };
+                            let scores = Scores::from_pairs(
+                                readings.iter().map(|(rd, g)| (*g, cfg.decide(rd).best().0)),
+                            );
+                            let key = (
+                                scores.macro_f1_favor_against(),
+                                scores.accuracy(),
+                                -(a + b + n),
+                            );
+                            if best.as_ref().map_or(true, |(k, _)| key > *k) {
+                                best = Some((key, cfg));
+                            }
                         }
                     }
                 }
@@ -97,6 +106,7 @@ fn main() -> anyhow::Result<()> {
                 learned_weight: cfg.learned_weight * k,
                 lexicon_weight: cfg.lexicon_weight * k,
                 neutral_margin: cfg.neutral_margin * k,
+                neutral_weight: cfg.neutral_weight * k,
                 ..cfg.clone()
             };
             readings
@@ -119,18 +129,33 @@ fn main() -> anyhow::Result<()> {
             .unwrap();
         println!(
             "{mode:?}: macro-F1 {f1:.3}, accuracy {acc:.3}; learned_weight {:.2}, lexicon_weight {:.2}, \
-             neutral_margin {:.2}, reported_weight {:.2}; calibration factor {k:.1} (NLL {:.3} -> {:.3}) \
-             gives learned_weight {:.2}, lexicon_weight {:.2}, neutral_margin {:.2}",
+             neutral_margin {:.2}, neutral_weight {:.2}, reported_weight {:.2}; calibration factor {k:.1} \
+             (NLL {:.3} -> {:.3})",
             cfg.learned_weight,
             cfg.lexicon_weight,
             cfg.neutral_margin,
+            cfg.neutral_weight,
             cfg.reported_weight,
             nll(1.0),
             nll(k),
+        );
+        let key = match mode {
+            Mode::Combined => "combined",
+            Mode::LearnedOnly => "learned_only",
+        };
+        block.push(format!(
+            "    \"{key}\": {{\"learned_weight\": {:.2}, \"lexicon_weight\": {:.2}, \
+             \"neutral_margin\": {:.2}, \"neutral_weight\": {:.2}, \"reported_weight\": {:.2}}}",
             cfg.learned_weight * k,
             cfg.lexicon_weight * k,
             cfg.neutral_margin * k,
-        );
+            cfg.neutral_weight * k,
+            cfg.reported_weight,
+        ));
     }
+    println!(
+        "adapter.json:\n  \"decision\": {{\n{}\n  }}",
+        block.join(",\n")
+    );
     Ok(())
 }

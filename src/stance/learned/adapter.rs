@@ -2,9 +2,12 @@
 //!
 //! `adapter.json` is the manifest (labels, rank, temperature, the sha256 of
 //! the adapter file and of the base model it was trained on, training data
-//! and figures); `adapter.safetensors` holds the low-rank factors of every
-//! adapted linear layer (`<layer>.lora_a`, `<layer>.lora_b`), the trained
-//! LayerNorms (replacing the base's) and the head (`head.weight`,
+//! and figures); `adapter.safetensors` holds, for every adapted linear layer,
+//! either its low-rank factors (`<layer>.lora_a`, `<layer>.lora_b`) or, for
+//! a model whose layers were trained whole (`"tuning": "full"`), its
+//! difference from the base weight (`<layer>.delta`, float16: half the size,
+//! and the difference is small enough that nothing is lost that matters)
+//! and its bias; the trained LayerNorms (replacing the base's) and the head (`head.weight`,
 //! `head.bias`, and `head.query.weight` for the attending pooling). Loading
 //! checks both checksums before anything is used, so a corrupt or
 //! mismatched file is a start-up error naming it.
@@ -78,8 +81,14 @@ pub struct Manifest {
     pub name: String,
     pub version: String,
     pub labels: Vec<String>,
-    pub rank: usize,
-    pub alpha: f32,
+    /// How the layers were adapted.
+    #[serde(default)]
+    pub tuning: TuningKind,
+    /// The low-rank factors' rank and scale (low-rank tuning only).
+    #[serde(default)]
+    pub rank: Option<usize>,
+    #[serde(default)]
+    pub alpha: Option<f32>,
     /// Softmax temperature fitted on the dev split (sentence level).
     pub temperature: f32,
     /// Which head the adapter holds (an unknown name is a malformed
@@ -89,12 +98,114 @@ pub struct Manifest {
     pub adapter_sha256: String,
     pub base: BaseModel,
     pub training: Training,
+    /// The article-level decision fitted for this model.
+    #[serde(default)]
+    pub decision: Decision,
+}
+
+/// The article-level decision's numbers for one mode: the score
+/// `c = learned_weight · z + lexicon_weight · L`, NEUTRAL's logit
+/// `neutral_margin + neutral_weight · N` against `±c` (`N` the model's mean
+/// P(neutral) over the target's sentences), and the weight of a sentence
+/// whose mention is someone else's reported words.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct DecisionSettings {
+    pub learned_weight: f32,
+    pub lexicon_weight: f32,
+    pub neutral_margin: f32,
+    /// 0 where a manifest does not say (the first adapter's decision).
+    #[serde(default)]
+    pub neutral_weight: f32,
+    pub reported_weight: f32,
+}
+
+/// The decision settings fitted for a model on the development sets by
+/// `cargo run --release --example stance_fit`; they live beside the model
+/// because they are fitted to its probabilities. A manifest without them
+/// (the first adapter's) gets the settings fitted for that adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct Decision {
+    /// The model and the lexicon's cues (the default engine).
+    pub combined: DecisionSettings,
+    /// The model alone (`lexicon_weight` 0).
+    pub learned_only: DecisionSettings,
+}
+
+impl Default for Decision {
+    fn default() -> Self {
+        Decision {
+            combined: DecisionSettings {
+                learned_weight: 1.5,
+                lexicon_weight: 1.0,
+                neutral_margin: 0.4,
+                neutral_weight: 0.0,
+                reported_weight: 0.25,
+            },
+            learned_only: DecisionSettings {
+                learned_weight: 1.6,
+                lexicon_weight: 0.0,
+                neutral_margin: 0.34,
+                neutral_weight: 0.0,
+                reported_weight: 0.25,
+            },
+        }
+    }
+}
+
+impl Decision {
+    /// Every number finite, the weights not negative (the margin is a
+    /// logit and may be).
+    fn is_valid(&self) -> bool {
+        [self.combined, self.learned_only].iter().all(|d| {
+            let weights = [
+                d.learned_weight,
+                d.lexicon_weight,
+                d.neutral_weight,
+                d.reported_weight,
+            ];
+            d.neutral_margin.is_finite() && weights.iter().all(|x| x.is_finite() && *x >= 0.0)
+        })
+    }
+}
+
+/// The manifest's `tuning` (low-rank when absent, as in the first adapters).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TuningKind {
+    #[default]
+    Lora,
+    Full,
+}
+
+/// How an adapted weight is rebuilt from the base, checked against the
+/// manifest once at load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Tuning {
+    /// `W + scale · B A`, with `scale = alpha / rank`.
+    LowRank { scale: f64 },
+    /// `W + delta`.
+    Whole,
+}
+
+impl Manifest {
+    fn tuning(&self) -> Option<Tuning> {
+        match (self.tuning, self.rank, self.alpha) {
+            (TuningKind::Lora, Some(rank), Some(alpha)) if rank > 0 && alpha.is_finite() => {
+                Some(Tuning::LowRank {
+                    scale: f64::from(alpha) / rank as f64,
+                })
+            }
+            (TuningKind::Full, None, None) => Some(Tuning::Whole),
+            _ => None,
+        }
+    }
 }
 
 /// A checked adapter, ready to merge into its base.
 #[derive(Debug)]
 pub struct Adapter {
     pub manifest: Manifest,
+    tuning: Tuning,
     tensors: HashMap<String, Tensor>,
     path: PathBuf,
 }
@@ -144,16 +255,23 @@ impl Adapter {
                 ),
             ));
         }
-        if manifest.rank == 0 || !manifest.alpha.is_finite() {
-            return Err(AdapterError::invalid(
+        let tuning = manifest.tuning().ok_or_else(|| {
+            AdapterError::invalid(
                 &manifest_path,
-                "rank must be > 0 and alpha finite",
-            ));
-        }
+                "a low-rank adapter needs rank > 0 and a finite alpha; \
+                 a fully tuned one (\"tuning\": \"full\") has neither",
+            )
+        })?;
         if !(manifest.temperature.is_finite() && manifest.temperature > 0.0) {
             return Err(AdapterError::invalid(
                 &manifest_path,
                 "temperature must be > 0",
+            ));
+        }
+        if !manifest.decision.is_valid() {
+            return Err(AdapterError::invalid(
+                &manifest_path,
+                "the decision settings must be finite and not negative",
             ));
         }
         let path = dir.join("adapter.safetensors");
@@ -167,6 +285,7 @@ impl Adapter {
             .map_err(|e| AdapterError::invalid(&path, e.to_string()))?;
         Ok(Adapter {
             manifest,
+            tuning,
             tensors,
             path,
         })
@@ -176,28 +295,50 @@ impl Adapter {
         AdapterError::invalid(&self.path, message)
     }
 
-    /// Adds `alpha / rank · B A` to every adapted weight and replaces the
-    /// trained LayerNorms, in the base's tensors.
+    /// Rebuilds every adapted weight (`W + alpha / rank · B A`, or
+    /// `W + delta`) and replaces the trained LayerNorms and biases, in the
+    /// base's tensors.
     pub fn merge_into(&self, base: &mut HashMap<String, Tensor>) -> Result<(), AdapterError> {
-        let scale = f64::from(self.manifest.alpha) / self.manifest.rank as f64;
         let mut merged = 0;
         for (key, value) in &self.tensors {
             if key.starts_with("head.") || key.ends_with(".lora_b") {
                 continue;
             }
-            if let Some(stem) = key.strip_suffix(".lora_a") {
-                let b = self
-                    .tensors
-                    .get(&format!("{stem}.lora_b"))
-                    .ok_or_else(|| self.bad(format!("{key} has no lora_b")))?;
+            let update = match (self.tuning, key.rsplit_once('.')) {
+                (Tuning::LowRank { scale }, Some((stem, "lora_a"))) => {
+                    let b = self
+                        .tensors
+                        .get(&format!("{stem}.lora_b"))
+                        .ok_or_else(|| self.bad(format!("{key} has no lora_b")))?;
+                    let delta = b
+                        .matmul(value)
+                        .and_then(|d| d.affine(scale, 0.0))
+                        .map_err(|e| self.bad(format!("{stem}: {e}")))?;
+                    Some((stem, delta))
+                }
+                (Tuning::Whole, Some((stem, "delta"))) => {
+                    let delta = value
+                        .to_dtype(candle_core::DType::F32)
+                        .map_err(|e| self.bad(format!("{key}: {e}")))?;
+                    Some((stem, delta))
+                }
+                (_, Some((_, suffix @ ("lora_a" | "delta")))) => {
+                    return Err(self.bad(format!(
+                        "{key}: a {suffix} tensor does not belong in a {} adapter",
+                        if self.tuning == Tuning::Whole {
+                            "fully tuned"
+                        } else {
+                            "low-rank"
+                        }
+                    )))
+                }
+                _ => None,
+            };
+            if let Some((stem, delta)) = update {
                 let name = format!("{stem}.weight");
                 let w = base
                     .get(&name)
                     .ok_or_else(|| self.bad(format!("the base has no {name}")))?;
-                let delta = b
-                    .matmul(value)
-                    .and_then(|d| d.affine(scale, 0.0))
-                    .map_err(|e| self.bad(format!("{stem}: {e}")))?;
                 if delta.dims() != w.dims() {
                     return Err(self.bad(format!(
                         "{stem}: update {:?} does not fit the base weight {:?}",
@@ -218,7 +359,10 @@ impl Adapter {
                         w.dims()
                     )));
                 }
-                base.insert(key.clone(), value.clone());
+                let value = value
+                    .to_dtype(candle_core::DType::F32)
+                    .map_err(|e| self.bad(format!("{key}: {e}")))?;
+                base.insert(key.clone(), value);
             }
             merged += 1;
         }
@@ -265,5 +409,136 @@ impl Adapter {
             Pooling::Mean
         };
         Ok(Head::new(hidden, pooling, rows, bias))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::DType;
+
+    /// A model directory with a two-by-two "base" and the given adapter
+    /// tensors and manifest fields; returns the loaded adapter (or why not).
+    fn adapter(
+        tensors: &[(&str, Tensor)],
+        tuning: serde_json::Value,
+    ) -> (tempfile::TempDir, Result<Adapter, AdapterError>) {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("base");
+        std::fs::create_dir(&base).unwrap();
+        std::fs::write(base.join("model.safetensors"), b"base weights").unwrap();
+        std::fs::write(base.join("tokenizer.json"), b"{}").unwrap();
+        let map: HashMap<String, Tensor> = tensors
+            .iter()
+            .map(|(k, t)| (k.to_string(), t.clone()))
+            .collect();
+        let file = dir.path().join("adapter.safetensors");
+        candle_core::safetensors::save(&map, &file).unwrap();
+        let mut manifest = serde_json::json!({
+            "format": FORMAT, "name": "test", "version": "0", "temperature": 1.0,
+            "labels": ["negative", "neutral", "positive"],
+            "adapter_sha256": sha256_of(&file).unwrap(),
+            "base": {
+                "name": "b", "package": "p",
+                "model_sha256": sha256_of(&base.join("model.safetensors")).unwrap(),
+                "tokenizer_sha256": sha256_of(&base.join("tokenizer.json")).unwrap(),
+            },
+            "training": {"data": "none"},
+        });
+        for (k, v) in tuning.as_object().unwrap() {
+            manifest[k] = v.clone();
+        }
+        std::fs::write(dir.path().join("adapter.json"), manifest.to_string()).unwrap();
+        let loaded = Adapter::load(dir.path(), &base);
+        (dir, loaded)
+    }
+
+    fn t(rows: &[[f32; 2]; 2]) -> Tensor {
+        Tensor::new(rows, &Device::Cpu).unwrap()
+    }
+
+    fn base() -> HashMap<String, Tensor> {
+        HashMap::from([
+            ("l.weight".to_string(), t(&[[1.0, 2.0], [3.0, 4.0]])),
+            (
+                "l.bias".to_string(),
+                Tensor::new(&[0.0f32, 0.0], &Device::Cpu).unwrap(),
+            ),
+        ])
+    }
+
+    fn merged(adapter: &Adapter) -> Result<(Vec<Vec<f32>>, Vec<f32>), AdapterError> {
+        let mut weights = base();
+        adapter.merge_into(&mut weights)?;
+        Ok((
+            weights["l.weight"].to_vec2().unwrap(),
+            weights["l.bias"].to_vec1().unwrap(),
+        ))
+    }
+
+    #[test]
+    fn a_low_rank_adapter_adds_alpha_over_rank_times_b_a() {
+        let a = Tensor::new(&[[1.0f32, 1.0]], &Device::Cpu).unwrap();
+        let b = Tensor::new(&[[1.0f32], [0.0]], &Device::Cpu).unwrap();
+        let tuning = serde_json::json!({"rank": 1, "alpha": 2.0});
+        let (_dir, loaded) = adapter(&[("l.lora_a", a), ("l.lora_b", b)], tuning);
+        let (w, bias) = merged(&loaded.unwrap()).unwrap();
+        assert_eq!(w, [[3.0, 4.0], [3.0, 4.0]]);
+        assert_eq!(bias, [0.0, 0.0]);
+    }
+
+    #[test]
+    fn a_fully_tuned_adapter_adds_its_float16_difference_and_replaces_the_bias() {
+        let delta = t(&[[0.5, 0.0], [0.0, -0.25]]).to_dtype(DType::F16).unwrap();
+        let bias = Tensor::new(&[1.0f32, -1.0], &Device::Cpu).unwrap();
+        let tuning = serde_json::json!({"tuning": "full"});
+        let (_dir, loaded) = adapter(&[("l.delta", delta), ("l.bias", bias)], tuning);
+        let (w, bias) = merged(&loaded.unwrap()).unwrap();
+        assert_eq!(w, [[1.5, 2.0], [3.0, 3.75]]);
+        assert_eq!(bias, [1.0, -1.0]);
+    }
+
+    #[test]
+    fn tensors_of_the_other_tuning_are_refused() {
+        let delta = t(&[[0.5, 0.0], [0.0, -0.25]]);
+        let tuning = serde_json::json!({"rank": 1, "alpha": 2.0});
+        let (_dir, loaded) = adapter(&[("l.delta", delta)], tuning);
+        let err = merged(&loaded.unwrap()).unwrap_err().to_string();
+        assert!(err.contains("l.delta") && err.contains("low-rank"), "{err}");
+    }
+
+    #[test]
+    fn a_manifest_with_neither_rank_nor_full_tuning_is_refused() {
+        let (_dir, loaded) = adapter(
+            &[("l.bias", base()["l.bias"].clone())],
+            serde_json::json!({}),
+        );
+        let err = loaded.unwrap_err().to_string();
+        assert!(
+            err.contains("adapter.json") && err.contains("rank"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn decision_settings_come_from_the_manifest_and_must_be_sane() {
+        let bias = Tensor::new(&[1.0f32, -1.0], &Device::Cpu).unwrap();
+        let settings = serde_json::json!({"learned_weight": 2.0, "lexicon_weight": 0.5,
+                                          "neutral_margin": 0.3, "reported_weight": 0.5});
+        let tuning = serde_json::json!({"tuning": "full",
+            "decision": {"combined": settings, "learned_only": settings}});
+        let (_dir, loaded) = adapter(&[("l.bias", bias.clone())], tuning);
+        let decision = loaded.unwrap().manifest.decision;
+        assert_eq!(decision.combined.learned_weight, 2.0);
+        assert_eq!(decision.learned_only.reported_weight, 0.5);
+        assert_eq!(decision.combined.neutral_weight, 0.0, "absent: 0");
+
+        let mut bad = settings.clone();
+        bad["neutral_weight"] = (-1.0).into();
+        let tuning = serde_json::json!({"tuning": "full",
+            "decision": {"combined": settings, "learned_only": bad}});
+        let (_dir, loaded) = adapter(&[("l.bias", bias)], tuning);
+        let err = loaded.unwrap_err().to_string();
+        assert!(err.contains("decision"), "{err}");
     }
 }
