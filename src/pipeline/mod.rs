@@ -467,6 +467,10 @@ fn select_targets(
                 )
             });
             targets.truncate(n);
+            // Like an explicit target, also wherever its name occurs.
+            for target in &mut targets {
+                target.add_name_occurrences(text);
+            }
             targets
         }
     }
@@ -519,6 +523,22 @@ mod tests {
             .collect();
         // Dates are not stance targets; Russia + Moscow outrank Bob.
         assert_eq!(names, [("Russia", 4), ("Bob", 3)]);
+    }
+
+    #[test]
+    fn an_automatic_target_is_also_found_where_the_recognizer_missed_its_name() {
+        // The tag line's "Russia" was not recognized; "russia" is not a name.
+        let text = "China Russia summit\n\nRussia and China met, russia.";
+        let at = text.find("Russia and").unwrap();
+        let entities = [entity("Russia", "GPE", at, 1)];
+        let targets = select_targets(
+            &StanceMode::Automatic { max_targets: 0 },
+            &entities,
+            text,
+            &|_| None,
+        );
+        let starts: Vec<usize> = targets[0].spans.iter().map(|s| s.start_byte).collect();
+        assert_eq!(starts, [text.find("Russia").unwrap(), at]);
     }
 
     #[test]

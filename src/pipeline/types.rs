@@ -130,6 +130,20 @@ impl Target {
         self.spans.dedup();
     }
 
+    /// Adds every whole-word occurrence of the target's name as written.
+    /// An automatic target's name is a proper name, where case matters
+    /// ("West" is not "west"); the recognizer misses names in headlines and
+    /// tag lines, and a target should not read fewer sentences for having
+    /// been chosen automatically.
+    pub fn add_name_occurrences(&mut self, text: &str) {
+        let map = crate::text::OffsetMap::new(text);
+        let found = find_word(text, &self.name);
+        self.spans
+            .extend(found.into_iter().map(|(start, end)| map.span(start, end)));
+        self.spans.sort();
+        self.spans.dedup();
+    }
+
     /// A caller-given target: it is mentioned wherever an entity with a
     /// matching mention is, and wherever the string itself occurs, in any
     /// case ("nato" finds "NATO"), except that a name in capitals only (an
