@@ -301,7 +301,9 @@ impl Adapter {
     pub fn merge_into(&self, base: &mut HashMap<String, Tensor>) -> Result<(), AdapterError> {
         let mut merged = 0;
         for (key, value) in &self.tensors {
-            if key.starts_with("head.") || key.ends_with(".lora_b") {
+            // A low-rank factor B is read with its A.
+            let second_factor = key.ends_with(".lora_b") && self.tuning != Tuning::Whole;
+            if key.starts_with("head.") || second_factor {
                 continue;
             }
             let update = match (self.tuning, key.rsplit_once('.')) {
@@ -322,7 +324,7 @@ impl Adapter {
                         .map_err(|e| self.bad(format!("{key}: {e}")))?;
                     Some((stem, delta))
                 }
-                (_, Some((_, suffix @ ("lora_a" | "delta")))) => {
+                (_, Some((_, suffix @ ("lora_a" | "lora_b" | "delta")))) => {
                     return Err(self.bad(format!(
                         "{key}: a {suffix} tensor does not belong in a {} adapter",
                         if self.tuning == Tuning::Whole {
