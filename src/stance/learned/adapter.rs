@@ -7,10 +7,10 @@
 //! a model whose layers were trained whole (`"tuning": "full"`), its
 //! difference from the base weight (`<layer>.delta`, float16: half the size,
 //! and the difference is small enough that nothing is lost that matters)
-//! and its bias; the trained LayerNorms (replacing the base's) and the head (`head.weight`,
-//! `head.bias`, and `head.query.weight` for the attending pooling). Loading
-//! checks both checksums before anything is used, so a corrupt or
-//! mismatched file is a start-up error naming it.
+//! and its bias; the trained LayerNorms (replacing the base's) and the head
+//! (`head.weight`, `head.bias`, and `head.query.weight` for the attending
+//! pooling). Loading checks both checksums before anything is used, so a
+//! corrupt or mismatched file is a start-up error naming it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
