@@ -24,7 +24,7 @@ use article_analyzer::config::{ComponentSet, ModelConfig};
 use article_analyzer::pipeline::{group_mentions, EntityRecognizer, StanceLabel, Target};
 use article_analyzer::stance::eval::{load_set, Scores};
 use article_analyzer::stance::learned::{
-    Decision, LearnedConfig, LearnedStance, Mode, ModelPaths, SentenceReading,
+    Decision, DecisionSettings, LearnedConfig, LearnedStance, Mode, ModelPaths, SentenceReading,
 };
 use article_analyzer::stance::LexiconStance;
 
@@ -76,11 +76,13 @@ fn main() -> anyhow::Result<()> {
                     for &n in &[0.0f32, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0] {
                         for &r in &[0.25f32, 0.5, 0.75, 1.0] {
                             let cfg = LearnedConfig {
-                                learned_weight: a,
-                                lexicon_weight: b,
-                                neutral_margin: m10 as f32 / 10.0,
-                                neutral_weight: n,
-                                reported_weight: r,
+                                decision: DecisionSettings {
+                                    learned_weight: a,
+                                    lexicon_weight: b,
+                                    neutral_margin: m10 as f32 / 10.0,
+                                    neutral_weight: n,
+                                    reported_weight: r,
+                                },
                                 ..base.clone()
                             };
                             let scores = Scores::from_pairs(
@@ -103,10 +105,7 @@ fn main() -> anyhow::Result<()> {
         // Calibration: one factor on every logit, for the lowest NLL.
         let nll = |k: f32| -> f64 {
             let c = LearnedConfig {
-                learned_weight: cfg.learned_weight * k,
-                lexicon_weight: cfg.lexicon_weight * k,
-                neutral_margin: cfg.neutral_margin * k,
-                neutral_weight: cfg.neutral_weight * k,
+                decision: scaled(&cfg.decision, k),
                 ..cfg.clone()
             };
             readings
@@ -131,11 +130,11 @@ fn main() -> anyhow::Result<()> {
             "{mode:?}: macro-F1 {f1:.3}, accuracy {acc:.3}; learned_weight {:.2}, lexicon_weight {:.2}, \
              neutral_margin {:.2}, neutral_weight {:.2}, reported_weight {:.2}; calibration factor {k:.1} \
              (NLL {:.3} -> {:.3})",
-            cfg.learned_weight,
-            cfg.lexicon_weight,
-            cfg.neutral_margin,
-            cfg.neutral_weight,
-            cfg.reported_weight,
+            cfg.decision.learned_weight,
+            cfg.decision.lexicon_weight,
+            cfg.decision.neutral_margin,
+            cfg.decision.neutral_weight,
+            cfg.decision.reported_weight,
             nll(1.0),
             nll(k),
         );
@@ -143,14 +142,15 @@ fn main() -> anyhow::Result<()> {
             Mode::Combined => "combined",
             Mode::LearnedOnly => "learned_only",
         };
+        let fitted = scaled(&cfg.decision, k);
         block.push(format!(
             "    \"{key}\": {{\"learned_weight\": {:.2}, \"lexicon_weight\": {:.2}, \
              \"neutral_margin\": {:.2}, \"neutral_weight\": {:.2}, \"reported_weight\": {:.2}}}",
-            cfg.learned_weight * k,
-            cfg.lexicon_weight * k,
-            cfg.neutral_margin * k,
-            cfg.neutral_weight * k,
-            cfg.reported_weight,
+            fitted.learned_weight,
+            fitted.lexicon_weight,
+            fitted.neutral_margin,
+            fitted.neutral_weight,
+            fitted.reported_weight,
         ));
     }
     println!(
@@ -158,4 +158,16 @@ fn main() -> anyhow::Result<()> {
         block.join(",\n")
     );
     Ok(())
+}
+
+/// Every logit's weight and margin times `k` (a temperature); the
+/// reported-speech weight is a weight inside the means and stays.
+fn scaled(d: &DecisionSettings, k: f32) -> DecisionSettings {
+    DecisionSettings {
+        learned_weight: d.learned_weight * k,
+        lexicon_weight: d.lexicon_weight * k,
+        neutral_margin: d.neutral_margin * k,
+        neutral_weight: d.neutral_weight * k,
+        reported_weight: d.reported_weight,
+    }
 }

@@ -136,8 +136,14 @@ impl Target {
     /// tag lines, and a target should not read fewer sentences for having
     /// been chosen automatically.
     pub fn add_name_occurrences(&mut self, text: &str) {
-        let map = crate::text::OffsetMap::new(text);
         let found = find_word(text, &self.name);
+        self.add_found(text, found);
+    }
+
+    /// Adds the byte ranges `found` in `text` as spans, keeping the spans
+    /// sorted and distinct.
+    fn add_found(&mut self, text: &str, found: Vec<(usize, usize)>) {
+        let map = crate::text::OffsetMap::new(text);
         self.spans
             .extend(found.into_iter().map(|(start, end)| map.span(start, end)));
         self.spans.sort();
@@ -167,24 +173,20 @@ impl Target {
                 spans.extend(entity.spans.iter().copied());
             }
         }
-        let map = crate::text::OffsetMap::new(text);
+        aliases.sort();
+        aliases.dedup();
+        let mut target = Target {
+            name: name.to_string(),
+            aliases,
+            spans,
+        };
         let found = if acronym {
             find_word(text, name)
         } else {
             find_word_ci(text, name)
         };
-        for (start, end) in found {
-            spans.push(map.span(start, end));
-        }
-        spans.sort();
-        spans.dedup();
-        aliases.sort();
-        aliases.dedup();
-        Target {
-            name: name.to_string(),
-            aliases,
-            spans,
-        }
+        target.add_found(text, found);
+        target
     }
 }
 

@@ -67,17 +67,9 @@ pub struct LearnedConfig {
     /// so the headline and lead are always among them). Bounds the cost on
     /// huge articles.
     pub max_sentences: usize,
-    /// Weight of a sentence whose mention is someone else's reported words.
-    pub reported_weight: f32,
-    /// Multiplies the model's mean polarity `z` (in [-1, 1]).
-    pub learned_weight: f32,
-    /// Multiplies the lexicon engine's document score (0 in
-    /// [`Mode::LearnedOnly`]).
-    pub lexicon_weight: f32,
-    /// Logit of NEUTRAL against `±c`, before `neutral_weight · N`.
-    pub neutral_margin: f32,
-    /// Multiplies `N`, the model's mean P(neutral), in NEUTRAL's logit.
-    pub neutral_weight: f32,
+    /// The weights, margins and reported-speech weight of the decision
+    /// (module docs): the model's fitted ones for the mode.
+    pub decision: DecisionSettings,
     /// Most evidence items per stance.
     pub max_evidence: usize,
 }
@@ -89,7 +81,7 @@ impl LearnedConfig {
     /// `opinion_dev.jsonl`) by `cargo run --release --example stance_fit`;
     /// the held-out, opinion and sample sets are not used.
     pub fn for_mode(mode: Mode, decision: &Decision) -> LearnedConfig {
-        let d = match mode {
+        let decision = match mode {
             Mode::Combined => decision.combined,
             // The model alone: whatever the manifest says, no lexicon.
             Mode::LearnedOnly => DecisionSettings {
@@ -99,11 +91,7 @@ impl LearnedConfig {
         };
         LearnedConfig {
             max_sentences: crate::config::DEFAULT_STANCE_MAX_SENTENCES,
-            reported_weight: d.reported_weight,
-            learned_weight: d.learned_weight,
-            lexicon_weight: d.lexicon_weight,
-            neutral_margin: d.neutral_margin,
-            neutral_weight: d.neutral_weight,
+            decision,
             max_evidence: 5,
         }
     }
@@ -112,31 +100,38 @@ impl LearnedConfig {
     fn weight(&self, r: &SentenceReading) -> f32 {
         match r.model {
             None => 0.0,
-            Some(_) if r.reported => self.reported_weight,
+            Some(_) if r.reported => self.decision.reported_weight,
             Some(_) => 1.0,
         }
     }
 
+    /// The sum of the sentences' weights, the denominator of the model's
+    /// means.
+    fn total_weight(&self, readings: &[SentenceReading]) -> f32 {
+        readings.iter().map(|r| self.weight(r)).sum()
+    }
+
     /// Each sentence's share of the decision score `c` (their sum).
     pub fn shares(&self, readings: &[SentenceReading]) -> Vec<f32> {
-        let total: f32 = readings.iter().map(|r| self.weight(r)).sum();
+        let d = &self.decision;
+        let total = self.total_weight(readings);
         readings
             .iter()
             .map(|r| {
                 let learned = match r.model {
                     Some(p) if total > 0.0 => {
-                        self.learned_weight * self.weight(r) * (p.favor - p.against) / total
+                        d.learned_weight * self.weight(r) * (p.favor - p.against) / total
                     }
                     _ => 0.0,
                 };
-                learned + self.lexicon_weight * r.lexicon
+                learned + d.lexicon_weight * r.lexicon
             })
             .collect()
     }
 
     /// NEUTRAL's logit: `neutral_margin + neutral_weight · N`.
     pub fn neutral_logit(&self, readings: &[SentenceReading]) -> f32 {
-        let total: f32 = readings.iter().map(|r| self.weight(r)).sum();
+        let total = self.total_weight(readings);
         let neutral = if total > 0.0 {
             readings
                 .iter()
@@ -146,7 +141,7 @@ impl LearnedConfig {
         } else {
             1.0
         };
-        self.neutral_margin + self.neutral_weight * neutral
+        self.decision.neutral_margin + self.decision.neutral_weight * neutral
     }
 
     /// FAVOR, AGAINST and NEUTRAL for one target's readings.
@@ -320,11 +315,11 @@ impl LearnedStance {
                     if s.reported {
                         reason.push_str(&format!(
                             " (reported speech, weighs x{:.2})",
-                            cfg.reported_weight
+                            cfg.decision.reported_weight
                         ));
                     }
                 }
-                if cfg.lexicon_weight != 0.0 && s.total != 0.0 {
+                if cfg.decision.lexicon_weight != 0.0 && s.total != 0.0 {
                     let lex = s.evidence().reason;
                     if let Some((_, cues)) = lex.split_once(": ") {
                         reason.push_str(&format!("; lexicon: {cues}"));
@@ -556,11 +551,13 @@ mod tests {
 
     fn config(neutral_weight: f32) -> LearnedConfig {
         LearnedConfig {
-            learned_weight: 2.0,
-            lexicon_weight: 1.0,
-            neutral_margin: -1.0,
-            neutral_weight,
-            reported_weight: 0.5,
+            decision: DecisionSettings {
+                learned_weight: 2.0,
+                lexicon_weight: 1.0,
+                neutral_margin: -1.0,
+                neutral_weight,
+                reported_weight: 0.5,
+            },
             ..LearnedConfig::for_mode(Mode::Combined, &Decision::default())
         }
     }
