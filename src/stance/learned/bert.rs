@@ -305,7 +305,12 @@ impl Bert {
             }
         }
         for v in x.chunks_exact_mut(h) {
-            layer_norm(v, &self.embedding_norm, self.eps);
+            simd::layer_norm(
+                v,
+                &self.embedding_norm.gamma,
+                &self.embedding_norm.beta,
+                self.eps,
+            );
         }
 
         let intermediate = self.layers.first().map_or(0, |l| l.up.outputs());
@@ -377,20 +382,7 @@ impl Bert {
 fn add_and_norm(x: &mut [f32], delta: &[f32], norm: &Norm, eps: f32) {
     let h = norm.gamma.len();
     for (v, d) in x.chunks_exact_mut(h).zip(delta.chunks_exact(h)) {
-        for (a, b) in v.iter_mut().zip(d) {
-            *a += b;
-        }
-        layer_norm(v, norm, eps);
-    }
-}
-
-fn layer_norm(v: &mut [f32], norm: &Norm, eps: f32) {
-    let n = v.len() as f32;
-    let mean = v.iter().sum::<f32>() / n;
-    let var = v.iter().map(|a| (a - mean) * (a - mean)).sum::<f32>() / n;
-    let inv = 1.0 / (var + eps).sqrt();
-    for ((a, g), b) in v.iter_mut().zip(&norm.gamma).zip(&norm.beta) {
-        *a = (*a - mean) * inv * g + b;
+        simd::add_layer_norm(v, d, &norm.gamma, &norm.beta, eps);
     }
 }
 

@@ -1,5 +1,5 @@
-//! GELU and softmax over slices, written so that the compiler vectorises
-//! them, and compiled once more for AVX2 and for AVX-512 (picked at run
+//! GELU, softmax and LayerNorm over slices, written so that the compiler
+//! vectorises them, and compiled once more for AVX2 and for AVX-512 (picked at run
 //! time).
 //!
 //! Why: the exact GELU needs `erf`, and the standard library's is a scalar
@@ -10,42 +10,115 @@
 //! compiler turns into vector instructions. Without fused multiply-adds
 //! (Rust does not contract `a * b + c`) every variant gives the same bits.
 
-/// Calls `$kernel(slice)` compiled for the best instruction set the CPU has.
+/// Defines `pub fn $name(args) -> ret` calling `$kernel(args)` compiled for
+/// the best instruction set the CPU has.
 macro_rules! dispatch {
-    ($kernel:ident, $xs:expr) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            #[target_feature(enable = "avx512f")]
-            fn avx512(xs: &mut [f32]) {
-                $kernel(xs)
-            }
-            #[target_feature(enable = "avx2,fma")]
-            fn avx2(xs: &mut [f32]) {
-                $kernel(xs)
-            }
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU has AVX-512F.
-                return unsafe { avx512($xs) };
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
+    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? => $kernel:ident) => {
+        $(#[$doc])*
+        pub fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
             {
-                // SAFETY: the CPU has AVX2 and FMA.
-                return unsafe { avx2($xs) };
+                #[target_feature(enable = "avx512f")]
+                fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    $kernel($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    $kernel($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU has AVX2 and FMA.
+                    return unsafe { avx2($($arg),*) };
+                }
             }
+            $kernel($($arg),*)
         }
-        $kernel($xs)
-    }};
+    };
 }
 
-/// `gelu(x) = x · Φ(x)` (the exact form, `hidden_act: "gelu"`), in place.
-pub fn gelu(xs: &mut [f32]) {
-    dispatch!(gelu_kernel, xs)
+dispatch! {
+    /// `gelu(x) = x · Φ(x)` (the exact form, `hidden_act: "gelu"`), in place.
+    fn gelu(xs: &mut [f32]) => gelu_kernel
 }
 
-/// Softmax of one row, in place. An empty row stays empty.
-pub fn softmax(row: &mut [f32]) {
-    dispatch!(softmax_kernel, row)
+dispatch! {
+    /// Softmax of one row, in place. An empty row stays empty.
+    fn softmax(row: &mut [f32]) => softmax_kernel
+}
+
+dispatch! {
+    /// `v = LayerNorm(v + delta)` with `gamma`, `beta` and `eps`, in place
+    /// (BERT's residual connection and norm). All four slices are as long.
+    fn add_layer_norm(v: &mut [f32], delta: &[f32], gamma: &[f32], beta: &[f32], eps: f32) => add_layer_norm_kernel
+}
+
+dispatch! {
+    /// `v = LayerNorm(v)` with `gamma`, `beta` and `eps`, in place.
+    fn layer_norm(v: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) => layer_norm_kernel
+}
+
+/// Independent partial sums: a sum or maximum over this many lanes, then
+/// over the lanes, so that the compiler can keep them in vector registers
+/// (one running `f32` is a chain of dependent additions it may not reorder).
+const LANES: usize = 16;
+
+/// `Σ f(x)` over `xs`, lane by lane.
+#[inline(always)]
+fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (a, &x) in acc.iter_mut().zip(chunk) {
+            *a += f(x);
+        }
+    }
+    for (a, &x) in acc.iter_mut().zip(tail) {
+        *a += f(x);
+    }
+    acc.iter().sum()
+}
+
+/// The largest of `xs` (`-inf` when empty), lane by lane.
+#[inline(always)]
+fn lane_max(xs: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (a, &x) in acc.iter_mut().zip(chunk) {
+            *a = a.max(x);
+        }
+    }
+    for (a, &x) in acc.iter_mut().zip(tail) {
+        *a = a.max(x);
+    }
+    acc.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+}
+
+#[inline(always)]
+fn add_layer_norm_kernel(v: &mut [f32], delta: &[f32], gamma: &[f32], beta: &[f32], eps: f32) {
+    for (a, b) in v.iter_mut().zip(delta) {
+        *a += b;
+    }
+    layer_norm_kernel(v, gamma, beta, eps)
+}
+
+#[inline(always)]
+fn layer_norm_kernel(v: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+    let n = v.len() as f32;
+    let mean = lane_sum(v, |a| a) / n;
+    let var = lane_sum(v, |a| (a - mean) * (a - mean)) / n;
+    let inv = 1.0 / (var + eps).sqrt();
+    for ((a, g), b) in v.iter_mut().zip(gamma).zip(beta) {
+        *a = (*a - mean) * inv * g + b;
+    }
 }
 
 #[inline(always)]
@@ -57,11 +130,11 @@ fn gelu_kernel(xs: &mut [f32]) {
 
 #[inline(always)]
 fn softmax_kernel(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = lane_max(row);
     for x in row.iter_mut() {
         *x = exp(*x - max);
     }
-    let sum: f32 = row.iter().sum();
+    let sum = lane_sum(row, |x| x);
     let inv = 1.0 / sum;
     for x in row.iter_mut() {
         *x *= inv;
@@ -151,6 +224,36 @@ mod tests {
                 "exp({x}) = {got}, want {want}"
             );
         }
+    }
+
+    #[test]
+    fn layer_norm_is_the_definition_within_1e_6() {
+        // 37 elements: two full lanes and a tail.
+        let n = 37;
+        let v: Vec<f32> = (0..n)
+            .map(|i| (i as f32 * 0.61).sin() * 3.0 + 0.5)
+            .collect();
+        let delta: Vec<f32> = (0..n).map(|i| (i as f32 * 0.23).cos()).collect();
+        let gamma: Vec<f32> = (0..n).map(|i| 1.0 + i as f32 * 0.01).collect();
+        let beta: Vec<f32> = (0..n).map(|i| i as f32 * -0.02).collect();
+        let eps = 1e-12;
+        let x: Vec<f64> = v.iter().zip(&delta).map(|(a, b)| (a + b) as f64).collect();
+        let mean = x.iter().sum::<f64>() / n as f64;
+        let var = x.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / n as f64;
+        let want: Vec<f64> = (0..n)
+            .map(|i| (x[i] - mean) / (var + eps).sqrt() * gamma[i] as f64 + beta[i] as f64)
+            .collect();
+        let mut got = v.clone();
+        add_layer_norm(&mut got, &delta, &gamma, &beta, eps as f32);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((*g as f64 - w).abs() < 1e-6, "{g} vs {w}");
+        }
+        let mut summed: Vec<f32> = v.iter().zip(&delta).map(|(a, b)| a + b).collect();
+        layer_norm(&mut summed, &gamma, &beta, eps as f32);
+        assert_eq!(
+            summed, got,
+            "the norm alone after the addition gives the same bits"
+        );
     }
 
     #[test]
