@@ -170,6 +170,10 @@ async fn a_connection_limit_sheds_new_connections_and_keeps_the_open_ones() {
         &["--max-connections", "3", "--handshake-timeout-secs", "0"],
     );
     let mut kept = server.connect().await;
+    // The health checks `connect` polled with hold their slots until the
+    // server has read their close; a slot freed after the flood below would
+    // let the turned-away caller in. Give the server a moment to read them.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let mut idle = Vec::new();
     for _ in 0..10 {
         idle.push(TcpStream::connect(&server.addr).await.unwrap());
