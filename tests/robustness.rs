@@ -255,10 +255,11 @@ async fn start_recording(limits: Limits) -> (common::TestServer, Arc<Metrics>) {
     (server, metrics)
 }
 
-/// Polls `series` until it reaches `at_least`; fails after five minutes.
-async fn wait_for(metrics: &Metrics, series: &str, at_least: f64, what: &str) {
+/// Polls the sum of the `series` until it reaches `at_least`; fails after
+/// five minutes.
+async fn wait_for(metrics: &Metrics, series: &[&str], at_least: f64, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(300);
-    while sample(metrics, series) < at_least {
+    while series.iter().map(|s| sample(metrics, s)).sum::<f64>() < at_least {
         assert!(Instant::now() < deadline, "{what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -279,7 +280,7 @@ async fn readers_that_never_read_hold_no_worker() {
     let _b = stalled_analyze(server.addr, &request("stalled-b", &text)).await;
     // Both analyses run to their end into their own buffers.
     let ok = "article_analyzer_analyses_total{outcome=\"ok\"}";
-    wait_for(&metrics, ok, 2.0, "the stalled analyses never finished").await;
+    wait_for(&metrics, &[ok], 2.0, "the stalled analyses never finished").await;
     assert_eq!(sample(&metrics, "article_analyzer_workers_busy"), 0.0);
     // Every other caller is served at once.
     let mut req = tonic::Request::new(request("other", "Angela Merkel visited Paris."));
@@ -311,20 +312,16 @@ async fn a_reader_stalled_past_the_timeout_is_cut_off_with_a_status() {
     // that fast); either way the cut-off follows within the stall timeout
     // of the queue filling, which it does at once. Then the reader opens
     // its window and reads.
-    let finished = || {
-        sample(
-            &metrics,
+    wait_for(
+        &metrics,
+        &[
             "article_analyzer_analyses_total{outcome=\"cancelled\"}",
-        ) + sample(&metrics, "article_analyzer_analyses_total{outcome=\"ok\"}")
-    };
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while finished() < 1.0 {
-        assert!(
-            Instant::now() < deadline,
-            "the stalled analysis never ended"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            "article_analyzer_analyses_total{outcome=\"ok\"}",
+        ],
+        1.0,
+        "the stalled analysis never ended",
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     call.open_window.send(()).unwrap();
     let mut body = response.into_body();
